@@ -1,0 +1,87 @@
+# Declarations of the sans-I/O WebSocket codec, shipped so other Cython code
+# (the transport, user extensions) can drive it at C speed.
+
+cdef extern from "_wskernels.h":
+    ctypedef struct hf_utf8_state:
+        unsigned char remaining
+        unsigned char lo
+        unsigned char hi
+    void hf_mask(unsigned char *p, size_t n, const unsigned char *key, size_t phase) nogil
+    void hf_utf8_reset(hf_utf8_state *s) nogil
+    int hf_utf8_feed(hf_utf8_state *s, const unsigned char *p, size_t n) nogil
+    int hf_utf8_complete(const hf_utf8_state *s) nogil
+
+cdef enum:
+    OP_CONTINUATION = 0x0
+    OP_TEXT = 0x1
+    OP_BINARY = 0x2
+    OP_CLOSE = 0x8
+    OP_PING = 0x9
+    OP_PONG = 0xA
+
+# Codec states
+cdef enum:
+    STATE_OPEN = 0
+    STATE_CLOSING = 1   # we sent a close frame and wait for the peer's
+    STATE_CLOSED = 2    # close handshake complete: the TCP connection may go
+    STATE_FAILED = 3    # protocol violation: our close frame is queued, input is ignored
+
+
+cdef class Sink:
+    """Receives what the codec decodes; subclasses override the callbacks."""
+    cdef int on_message(self, object payload, bint is_text) except -1
+    cdef int on_ping(self, bytes payload) except -1
+    cdef int on_pong(self, bytes payload) except -1
+    cdef int on_close(self, int code, str reason) except -1
+
+
+cdef class Codec:
+    cdef readonly bint is_client
+    cdef public Py_ssize_t max_message_size
+    cdef public Py_ssize_t max_fragments
+    cdef public int allowed_rsv
+
+    # input buffer: bytes [start, end) are received but not yet consumed
+    cdef unsigned char *buf
+    cdef Py_ssize_t cap
+    cdef Py_ssize_t start
+    cdef Py_ssize_t end
+
+    # the frame being parsed
+    cdef bint have_header
+    cdef bint fin
+    cdef int opcode
+    cdef unsigned char key[4]
+    cdef bint masked
+    cdef Py_ssize_t frame_len
+    cdef Py_ssize_t done
+
+    # the message being assembled (fragmented messages only)
+    cdef int msg_opcode
+    cdef Py_ssize_t msg_size
+    cdef Py_ssize_t frag_count
+    cdef bytearray frag
+    cdef hf_utf8_state utf8
+
+    cdef readonly int state
+    cdef readonly int close_code
+    cdef readonly str close_reason
+    cdef readonly str error
+    cdef list outgoing
+    cdef Sink sink
+
+    cdef unsigned char *write_ptr(self, Py_ssize_t *avail) except NULL
+    cdef int feed(self, Py_ssize_t n) except -1
+    cdef int parse(self) except -1
+    cdef int fail(self, int err) except -1
+    cdef int frame_complete(self, unsigned char *p) except -1
+    cdef int handle_close_frame(self, unsigned char *p, Py_ssize_t n) except -1
+    cdef int queue(self, bytes frame) except -1
+    cdef bytes take_outgoing(self)
+    cpdef bytes encode(self, int opcode, object payload, bint fin=*)
+    cdef void release_buffer(self)
+
+
+cdef bytes build_frame(int opcode, const unsigned char *data, Py_ssize_t n,
+                       bint fin, bint mask, int rsv)
+cpdef bytes encode_frame(int opcode, object payload, bint fin=*, bint mask=*, int rsv=*)

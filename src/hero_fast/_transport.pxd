@@ -1,0 +1,116 @@
+# Declarations of the transport, shipped so Cython code can cimport it
+# (e.g. a fan-out loop that queues frames on connections at C speed).
+
+from hero_fast._core cimport Codec, Sink
+
+cdef class Connection
+cdef class Server
+
+
+cdef class Options:
+    cdef public Py_ssize_t max_message_size
+    cdef public Py_ssize_t max_fragments
+    cdef public double handshake_timeout
+    cdef public double keepalive_timeout
+    cdef public Py_ssize_t max_request_line
+    cdef public Py_ssize_t max_headers
+    cdef public Py_ssize_t max_header_bytes
+    cdef public Py_ssize_t max_body_size
+    cdef public double ping_interval
+    cdef public double ping_timeout
+    cdef public double close_timeout
+    cdef public Py_ssize_t write_buffer_high
+    cdef public Py_ssize_t write_buffer_low
+    cdef public double tick
+
+cdef class HttpRequest:
+    cdef readonly str method
+    cdef readonly str target
+    cdef readonly str path
+    cdef readonly str query_string
+    cdef readonly str http_version
+    cdef readonly list headers
+    cdef readonly bytes body
+    cdef readonly object peer
+    cdef readonly bint keep_alive
+    cdef object _query
+    cdef object _cookies
+
+cdef class Response:
+    cdef public int status
+    cdef public list headers
+    cdef public bytes body
+
+cdef class _HttpSession:
+    cdef Connection conn
+    cdef object parser
+    cdef list url_parts
+    cdef Py_ssize_t url_len
+    cdef list headers
+    cdef Py_ssize_t header_bytes
+    cdef Py_ssize_t head_bytes      # bytes fed while the head is incomplete
+    cdef bint in_head
+    cdef list body_parts
+    cdef Py_ssize_t body_len
+    cdef HttpRequest request
+    cdef object queue               # completed requests waiting for the handler
+    cdef bint busy                  # a handler is running asynchronously
+    cdef int error_status           # the 4xx a limit check chose before raising
+    cdef bint upgrade_seen          # llhttp switched protocols; no request can follow
+
+cdef class Connection(Sink):
+    cdef readonly Server server
+    cdef readonly object transport
+    cdef readonly object peer
+    cdef readonly HttpRequest request
+    cdef readonly object subprotocol
+    cdef public object user_data
+    cdef Codec codec
+    cdef _HttpSession http
+    cdef int phase
+    cdef object _id
+    cdef bint in_batch
+    cdef bint dirty
+    cdef object pending       # one bytes object, or a bytearray once several are queued
+    cdef bint closed_called
+    cdef bint close_after_flush
+    cdef public bint writing_paused
+    cdef double deadline      # HTTP: request head/keep-alive deadline; WS closing: abort time
+    cdef double last_seen
+    cdef bint awaiting_pong
+    cdef double ping_sent
+    cdef int _http_data(self, Py_ssize_t nbytes) except -1
+    cdef int _http_fail(self, int status, str reason) except -1
+    cdef int _process_http_queue(self) except -1
+    cdef bint _wants_websocket(self, HttpRequest req)
+    cdef int _dispatch_http(self, HttpRequest req) except -1
+    cdef int _http_respond(self, HttpRequest req, Response resp) except -1
+    cdef int _handshake(self, HttpRequest req) except -1
+    cdef int _reject(self, r) except -1
+    cdef int _upgrade_decided(self, key, list offered, result) except -1
+    cdef int on_message(self, object payload, bint is_text) except -1
+    cdef int on_pong(self, bytes payload) except -1
+    cdef int _after_feed(self) except -1
+    cdef int _finish_failed(self) except -1
+    cdef int _notify_closed(self, int code, str reason) except -1
+    cdef int _queue(self, bytes frame) except -1
+    cdef int _flush(self) except -1
+    cdef int _write_now(self, bytes data) except -1
+    cdef int _close_transport(self) except -1
+    cpdef bint send(self, object data)
+    cpdef bint send_frame(self, bytes frame)
+    cdef int _tick(self, double now) except -1
+
+cdef class Server:
+    cdef readonly Options options
+    cdef readonly object handler
+    cdef readonly set connections
+    cdef readonly dict counters
+    cdef readonly object loop
+    cdef public object aio_server
+    cdef public double now
+    cdef list dirty
+    cdef bint flush_scheduled
+    cdef object timer
+    cdef object h_upgrade, h_connect, h_message, h_close, h_http, h_pause, h_resume
+    cdef int _schedule_flush(self, Connection conn) except -1

@@ -1,0 +1,829 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+"""The uvloop (or asyncio) protocol: owns the read buffer, parses HTTP/1.1 with
+httptools, hands upgrades to the codec, coalesces writes, runs the timers.
+
+It is the only code that touches the event loop's transport for WebSocket I/O.
+Everything a connection must send during one read batch or one loop iteration
+leaves in a single ``transport.write``.
+"""
+
+import asyncio
+import inspect
+import logging
+import os
+from collections import deque
+from functools import partial
+from urllib.parse import parse_qsl, unquote
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from libc.string cimport memmove
+
+from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
+
+from hero_fast._core cimport (
+    OP_BINARY, OP_PING, OP_TEXT, STATE_CLOSED, STATE_CLOSING, STATE_FAILED,
+    STATE_OPEN, Codec, Sink, encode_frame,
+)
+from hero_fast._core import (
+    DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_MESSAGE_SIZE, HandshakeError, build_accept_response,
+    build_http_response, check_upgrade_request,
+)
+
+cdef extern from "Python.h":
+    object PyMemoryView_FromMemory(char *mem, Py_ssize_t size, int flags)
+    int PyBUF_READ
+    int PyBUF_WRITE
+
+__all__ = ["Options", "HttpRequest", "Response", "Reject", "Connection", "Server", "serve"]
+
+log = logging.getLogger("hero_fast.transport")
+
+# Connection phases
+cdef enum:
+    PHASE_HTTP = 0
+    PHASE_UPGRADING = 1   # waiting for an asynchronous on_upgrade
+    PHASE_WS = 2
+    PHASE_DONE = 3        # the transport is closing or closed
+
+
+cdef class Options:
+    """Engine limits and timers, every one with a documented default.
+
+    max_message_size   largest WebSocket message, declared or accumulated (1 MiB) → 1009
+    max_fragments      frames in one fragmented message (1024) → 1009
+    handshake_timeout  seconds for a whole HTTP request head (10) → 408 and close
+    keepalive_timeout  seconds an idle HTTP keep-alive connection is kept (15)
+    max_request_line   bytes of the request target (8192) → 414
+    max_headers        header fields per request (100) → 431
+    max_header_bytes   bytes of all header names and values (16384) → 431
+    max_body_size      bytes of an HTTP request body (1 MiB) → 413
+    ping_interval      seconds of silence before a WebSocket ping; 0 disables (20)
+    ping_timeout       seconds to wait for anything after that ping (20) → close 1011
+    close_timeout      seconds to wait for the peer's close frame or EOF (5) → abort
+    write_buffer_high  bytes buffered by the transport before writing pauses (256 KiB)
+    write_buffer_low   bytes at which writing resumes (64 KiB)
+    tick               housekeeping granularity in seconds (1)
+    """
+
+    def __init__(self, **overrides):
+        self.max_message_size = DEFAULT_MAX_MESSAGE_SIZE
+        self.max_fragments = DEFAULT_MAX_FRAGMENTS
+        self.handshake_timeout = 10.0
+        self.keepalive_timeout = 15.0
+        self.max_request_line = 8192
+        self.max_headers = 100
+        self.max_header_bytes = 16384
+        self.max_body_size = 1 << 20
+        self.ping_interval = 20.0
+        self.ping_timeout = 20.0
+        self.close_timeout = 5.0
+        self.write_buffer_high = 256 * 1024
+        self.write_buffer_low = 64 * 1024
+        self.tick = 1.0
+        for name, value in overrides.items():
+            if not hasattr(self, name):
+                raise TypeError(f"unknown option {name!r}")
+            setattr(self, name, value)
+
+    def as_dict(self):
+        return {name: getattr(self, name) for name in (
+            "max_message_size", "max_fragments", "handshake_timeout", "keepalive_timeout",
+            "max_request_line", "max_headers", "max_header_bytes", "max_body_size",
+            "ping_interval", "ping_timeout", "close_timeout", "write_buffer_high",
+            "write_buffer_low", "tick")}
+
+
+cdef class HttpRequest:
+    """One HTTP request (also the WebSocket upgrade request)."""
+
+    def header(self, str name, default=None):
+        """The first value of header ``name`` (case-insensitive)."""
+        name = name.lower()
+        for k, v in self.headers:
+            if k == name:
+                return v
+        return default
+
+    def header_values(self, str name):
+        name = name.lower()
+        return [v for k, v in self.headers if k == name]
+
+    @property
+    def query(self):
+        """Query parameters; the last value wins for a repeated name."""
+        if self._query is None:
+            self._query = dict(parse_qsl(self.query_string, keep_blank_values=True))
+        return self._query
+
+    @property
+    def cookies(self):
+        if self._cookies is None:
+            jar = {}
+            for value in self.header_values("cookie"):
+                for part in value.split(";"):
+                    name, sep, val = part.strip().partition("=")
+                    if sep and name and name not in jar:
+                        jar[name] = val.strip().strip('"')
+            self._cookies = jar
+        return self._cookies
+
+    @property
+    def remote_address(self):
+        return self.peer[0] if self.peer else None
+
+    @property
+    def remote_port(self):
+        return self.peer[1] if self.peer else None
+
+    def __repr__(self):
+        return f"<HttpRequest {self.method} {self.target}>"
+
+
+cdef class Response:
+    """What an HTTP handler returns. Content-Length and Connection are added for you."""
+
+    def __init__(self, int status=200, headers=None, body=b""):
+        self.status = status
+        self.headers = list(headers) if headers else []
+        self.body = bytes(body)
+
+
+class Reject(Exception):
+    """Raise (or return) from ``on_upgrade`` to refuse a WebSocket upgrade."""
+
+    def __init__(self, status=403, reason="forbidden", headers=()):
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.headers = list(headers)
+
+
+cdef bytes _plain_response(int status, str text, list extra, bint close):
+    body = (text + "\n").encode("utf-8")
+    headers = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
+    headers.extend(extra)
+    if close:
+        headers.append(("Connection", "close"))
+    return build_http_response(status, headers, body)
+
+
+cdef bytes _serialize(Response resp, bint head_only, bint close):
+    cdef list headers = resp.headers
+    cdef bint has_length = False
+    for name, _ in headers:
+        if name.lower() == "content-length":
+            has_length = True
+            break
+    if not has_length and resp.status >= 200 and resp.status not in (204, 304):
+        headers = headers + [("Content-Length", str(len(resp.body)))]
+    if close:
+        headers = headers + [("Connection", "close")]
+    return build_http_response(resp.status, headers,
+                               b"" if head_only or resp.status in (204, 304) else resp.body)
+
+
+cdef class _HttpSession:
+    """httptools callbacks and the request being read; dropped after an upgrade."""
+
+    def __cinit__(self, Connection conn):
+        self.conn = conn
+        self.parser = HttpRequestParser(self)
+        self.queue = deque()
+        self.busy = False
+        self.in_head = False
+        self.error_status = 0
+
+    def on_message_begin(self):
+        self.url_parts = []
+        self.url_len = 0
+        self.headers = []
+        self.header_bytes = 0
+        self.body_parts = None
+        self.body_len = 0
+        self.in_head = True
+        self.head_bytes = 0
+        self.request = None
+        self.conn.deadline = self.conn.server.now + self.conn.server.options.handshake_timeout
+
+    def on_url(self, bytes url):
+        self.url_len += len(url)
+        if self.url_len > self.conn.server.options.max_request_line:
+            self.error_status = 414
+            raise HttpParserError("request line too long")
+        self.url_parts.append(url)
+
+    def on_header(self, bytes name, bytes value):
+        cdef Options o = self.conn.server.options
+        self.header_bytes += len(name) + len(value)
+        if len(self.headers) >= o.max_headers or self.header_bytes > o.max_header_bytes:
+            self.error_status = 431
+            raise HttpParserError("request header fields too large")
+        self.headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
+
+    def on_headers_complete(self):
+        cdef HttpRequest r = HttpRequest.__new__(HttpRequest)
+        self.in_head = False
+        r.method = self.parser.get_method().decode("ascii", "replace")
+        r.http_version = self.parser.get_http_version()
+        r.keep_alive = self.parser.should_keep_alive()
+        r.target = b"".join(self.url_parts).decode("latin-1")
+        path, _, query = r.target.partition("?")
+        r.path = unquote(path.partition("#")[0])
+        r.query_string = query.partition("#")[0]
+        r.headers = self.headers
+        r.peer = self.conn.peer
+        r.body = b""
+        self.request = r
+        length = r.header("content-length")
+        if length is not None and length.strip().isdigit() and \
+                int(length) > self.conn.server.options.max_body_size:
+            self.error_status = 413
+            raise HttpParserError("request body too large")
+
+    def on_body(self, bytes body):
+        self.body_len += len(body)
+        if self.body_len > self.conn.server.options.max_body_size:
+            self.error_status = 413
+            raise HttpParserError("request body too large")
+        if self.body_parts is None:
+            self.body_parts = [body]
+        else:
+            self.body_parts.append(body)
+
+    def on_message_complete(self):
+        if self.body_parts:
+            self.request.body = b"".join(self.body_parts)
+        self.conn.deadline = 0
+        self.queue.append(self.request)
+        self.request = None
+
+
+cdef class Connection(Sink):
+    """One client connection: HTTP first, WebSocket after an accepted upgrade.
+
+    The object the application sees for a WebSocket: ``send``, ``close``,
+    ``id``, ``request`` (the upgrade request: path, query, headers, cookies,
+    peer), ``subprotocol``, ``buffered_amount`` and ``user_data`` for the layer
+    above.
+    """
+
+    def __cinit__(self, Server server):
+        self.server = server
+        self.codec = Codec(False, server.options.max_message_size, server.options.max_fragments, self)
+        self.phase = PHASE_HTTP
+
+    # -- asyncio protocol ----------------------------------------------------
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self.peer = transport.get_extra_info("peername")
+        transport.set_write_buffer_limits(self.server.options.write_buffer_high,
+                                          self.server.options.write_buffer_low)
+        self.server.connections.add(self)
+        self.deadline = self.server.now + self.server.options.handshake_timeout
+        self.http = _HttpSession(self)
+
+    def get_buffer(self, Py_ssize_t sizehint):
+        cdef Py_ssize_t avail
+        cdef unsigned char *p = self.codec.write_ptr(&avail)
+        return PyMemoryView_FromMemory(<char *>p, avail, PyBUF_WRITE)
+
+    def buffer_updated(self, Py_ssize_t nbytes):
+        self.last_seen = self.server.now
+        self.awaiting_pong = False
+        if self.phase == PHASE_WS:
+            self.in_batch = True
+            try:
+                self.codec.feed(nbytes)
+                self._after_feed()
+            finally:
+                self.in_batch = False
+            if self.pending is not None:
+                self._flush()
+        elif self.phase == PHASE_HTTP:
+            self._http_data(nbytes)
+        # PHASE_UPGRADING keeps bytes in the codec buffer; PHASE_DONE ignores them.
+        elif self.phase == PHASE_UPGRADING:
+            self.codec.end += nbytes
+        else:
+            self.codec.start = self.codec.end = 0
+
+    def eof_received(self):
+        # The peer finished sending: nothing more can arrive, so close our side too.
+        return False
+
+    def connection_lost(self, exc):
+        self.server.connections.discard(self)
+        if self.phase == PHASE_WS:
+            # The TCP connection ended without a completed close handshake.
+            self._notify_closed(1006, "")
+        self.phase = PHASE_DONE
+        self.pending = None
+        self.http = None
+        self.codec.release_buffer()
+        self.transport = None
+
+    def pause_writing(self):
+        self.writing_paused = True
+        if self.transport is not None:
+            # Backpressure: stop reading from a peer that does not read our replies.
+            self.transport.pause_reading()
+        if self.server.h_pause is not None:
+            self.server.h_pause(self)
+
+    def resume_writing(self):
+        self.writing_paused = False
+        if self.transport is not None and self.phase != PHASE_DONE:
+            self.transport.resume_reading()
+        if self.server.h_resume is not None:
+            self.server.h_resume(self)
+
+    # -- HTTP phase ----------------------------------------------------------
+
+    cdef int _http_data(self, Py_ssize_t nbytes) except -1:
+        cdef Codec c = self.codec
+        cdef _HttpSession h = self.http
+        cdef unsigned char *p = c.buf + c.end
+        cdef Py_ssize_t offset
+        c.start = c.end = 0  # httptools keeps what it needs of partial data
+        if h.in_head:
+            h.head_bytes += nbytes
+        try:
+            h.parser.feed_data(PyMemoryView_FromMemory(<char *>p, nbytes, PyBUF_READ))
+            if h.in_head and h.head_bytes > self.server.options.max_request_line + \
+                    self.server.options.max_header_bytes + 1024:
+                # httptools buffers a partial line; bound it before it grows.
+                h.error_status = 414 if not h.url_parts else 431
+                raise HttpParserError("request head too large")
+        except HttpParserUpgrade as e:
+            offset = e.args[0] if e.args else nbytes
+            if offset < nbytes:
+                memmove(c.buf, p + offset, nbytes - offset)
+                c.end = nbytes - offset
+            h.upgrade_seen = True
+            self._process_http_queue()
+            return 0
+        except HttpParserError as e:
+            self._http_fail(h.error_status or 400, str(e) or "bad request")
+            return 0
+        self._process_http_queue()
+        return 0
+
+    cdef int _http_fail(self, int status, str reason) except -1:
+        messages = {413: "request body too large", 414: "request line too long",
+                    431: "request header fields too large", 408: "request timeout"}
+        self._write_now(_plain_response(status, messages.get(status, "bad request"), [], True))
+        self._close_transport()
+        return 0
+
+    cdef int _process_http_queue(self) except -1:
+        cdef _HttpSession h = self.http
+        cdef HttpRequest req
+        while h is not None and h.queue and not h.busy and self.phase == PHASE_HTTP:
+            req = h.queue.popleft()
+            if self._wants_websocket(req):
+                self._handshake(req)
+                return 0
+            self._dispatch_http(req)
+            h = self.http
+        return 0
+
+    cdef bint _wants_websocket(self, HttpRequest req):
+        for name, value in req.headers:
+            if name == "upgrade" and "websocket" in value.lower():
+                return True
+        return False
+
+    cdef int _dispatch_http(self, HttpRequest req) except -1:
+        try:
+            result = self.server.h_http(req)
+        except Exception:
+            log.exception("HTTP handler failed")
+            result = Response(500, [("Content-Type", "text/plain")], b"internal server error\n")
+        if isinstance(result, Response):
+            self._http_respond(req, result)
+            return 0
+        if not inspect.isawaitable(result):
+            log.error("HTTP handler returned %r, not a Response", type(result))
+            self._http_respond(req, Response(500, [("Content-Type", "text/plain")],
+                                             b"internal server error\n"))
+            return 0
+        self.http.busy = True
+        self.transport.pause_reading()
+        asyncio.ensure_future(result).add_done_callback(partial(self._http_async_done, req))
+        return 0
+
+    def _http_async_done(self, HttpRequest req, task):
+        if self.phase != PHASE_HTTP or self.http is None:
+            return
+        self.http.busy = False
+        if task.cancelled():
+            result = Response(503, [("Content-Type", "text/plain")], b"service unavailable\n")
+        elif task.exception() is not None:
+            log.error("HTTP handler failed", exc_info=task.exception())
+            result = Response(500, [("Content-Type", "text/plain")], b"internal server error\n")
+        else:
+            result = task.result()
+        self._http_respond(req, result)
+        if self.phase == PHASE_HTTP:
+            self.transport.resume_reading()
+            self._process_http_queue()
+
+    cdef int _http_respond(self, HttpRequest req, Response resp) except -1:
+        # After a protocol switch we do not speak (e.g. h2c) no HTTP request can follow.
+        cdef bint close = not req.keep_alive or self.http.upgrade_seen
+        self._write_now(_serialize(resp, req.method == "HEAD", close))
+        if close:
+            self._close_transport()
+        elif not self.http.queue:
+            self.deadline = self.server.now + self.server.options.keepalive_timeout
+        return 0
+
+    cdef int _handshake(self, HttpRequest req) except -1:
+        try:
+            key, offered, _extensions = check_upgrade_request(req.method, req.http_version, req.headers)
+        except HandshakeError as e:
+            self._write_now(_plain_response(e.status, e.reason, e.headers, True))
+            self._close_transport()
+            return 0
+        self.request = req
+        self.phase = PHASE_UPGRADING
+        self.http = None
+        try:
+            result = self.server.h_upgrade(self, req, offered)
+        except Reject as r:
+            self._reject(r)
+            return 0
+        except Exception:
+            log.exception("on_upgrade handler failed")
+            self._reject(Reject(500, "internal server error"))
+            return 0
+        if result is None or isinstance(result, (str, Reject)):
+            self._upgrade_decided(key, offered, result)
+            return 0
+        if not inspect.isawaitable(result):
+            log.error("on_upgrade returned %r", type(result))
+            return self._reject(Reject(500, "internal server error"))
+        self.transport.pause_reading()
+        asyncio.ensure_future(result).add_done_callback(partial(self._upgrade_async_done, key, offered))
+        return 0
+
+    def _upgrade_async_done(self, key, offered, task):
+        if self.phase != PHASE_UPGRADING:
+            return
+        exc = None if task.cancelled() else task.exception()
+        if task.cancelled():
+            self._reject(Reject(503, "service unavailable"))
+        elif isinstance(exc, Reject):
+            self._reject(exc)
+        elif exc is not None:
+            log.error("on_upgrade handler failed", exc_info=exc)
+            self._reject(Reject(500, "internal server error"))
+        else:
+            self.transport.resume_reading()
+            self._upgrade_decided(key, offered, task.result())
+
+    cdef int _reject(self, r) except -1:
+        self._write_now(_plain_response(r.status, r.reason, r.headers, True))
+        self._close_transport()
+        return 0
+
+    cdef int _upgrade_decided(self, key, list offered, result) except -1:
+        if isinstance(result, Reject):
+            return self._reject(result)
+        if result is not None and result not in offered:
+            log.error("on_upgrade chose subprotocol %r, which the client did not offer", result)
+            return self._reject(Reject(500, "internal server error"))
+        self.subprotocol = result
+        self.phase = PHASE_WS
+        self.deadline = 0
+        self.last_seen = self.server.now
+        self.in_batch = True
+        try:
+            self._queue(build_accept_response(key, result))
+            self.server.h_connect(self)
+            # Frames that arrived with (or after) the upgrade request.
+            if self.phase == PHASE_WS and self.codec.end > self.codec.start:
+                self.codec.parse()
+                self._after_feed()
+        finally:
+            self.in_batch = False
+        if self.pending is not None:
+            self._flush()
+        return 0
+
+    # -- WebSocket phase -----------------------------------------------------
+
+    cdef int on_message(self, object payload, bint is_text) except -1:
+        if self.codec.state != STATE_OPEN:
+            return 0
+        try:
+            self.server.h_message(self, payload)
+        except Exception:
+            log.exception("on_message handler failed")
+            self.close(1011, "internal error")
+        return 0
+
+    cdef int on_pong(self, bytes payload) except -1:
+        self.awaiting_pong = False
+        return 0
+
+    cdef int _after_feed(self) except -1:
+        cdef Codec c = self.codec
+        cdef bytes out
+        if c.outgoing is not None:
+            out = c.take_outgoing()
+            self._queue(out)
+        if c.state == STATE_CLOSED:
+            # Close handshake complete: the server closes TCP first (RFC 6455 7.1.1).
+            self.close_after_flush = True
+            self._notify_closed(c.close_code, c.close_reason)
+        elif c.state == STATE_FAILED and self.phase == PHASE_WS:
+            self.server.counters["protocol_errors"] += 1
+            self._finish_failed()
+        return 0
+
+    cdef int _finish_failed(self) except -1:
+        # Our close frame goes out followed by FIN; we keep reading (and dropping)
+        # until the peer closes, so unread input never turns our FIN into a RST.
+        self._flush()
+        self.phase = PHASE_DONE
+        self._notify_closed(self.codec.close_code, self.codec.close_reason)
+        if self.transport is not None:
+            if self.transport.can_write_eof():
+                self.transport.write_eof()
+            self.deadline = self.server.now + self.server.options.close_timeout
+        return 0
+
+    cdef int _notify_closed(self, int code, str reason) except -1:
+        """Tell the handler once that this WebSocket is done, with the code that ended it."""
+        if self.closed_called:
+            return 0
+        self.closed_called = True
+        try:
+            self.server.h_close(self, code, reason or "")
+        except Exception:
+            log.exception("on_close handler failed")
+        return 0
+
+    cdef int _queue(self, bytes frame) except -1:
+        cdef object pending = self.pending
+        if pending is None:
+            self.pending = frame
+        elif type(pending) is bytes:
+            buf = bytearray(pending)
+            buf += frame
+            self.pending = buf
+        else:
+            pending += frame
+        if not self.in_batch and not self.dirty:
+            self.dirty = True
+            self.server._schedule_flush(self)
+        return 0
+
+    cdef int _flush(self) except -1:
+        pending = self.pending
+        self.dirty = False
+        if pending is None:
+            return 0
+        self.pending = None
+        if self.transport is None:
+            return 0
+        if type(pending) is bytearray:
+            pending = bytes(pending)
+        self.transport.write(pending)
+        if self.close_after_flush:
+            self._close_transport()
+        return 0
+
+    cdef int _write_now(self, bytes data) except -1:
+        self._flush()
+        if self.transport is not None:
+            self.transport.write(data)
+        return 0
+
+    cdef int _close_transport(self) except -1:
+        if self.phase == PHASE_WS:
+            self._notify_closed(1006, "")
+        self.phase = PHASE_DONE
+        self.http = None
+        # A peer that never reads cannot keep us flushing forever.
+        self.deadline = self.server.now + self.server.options.close_timeout
+        if self.transport is not None:
+            self.transport.close()
+        return 0
+
+    # -- public API ------------------------------------------------------------
+
+    @property
+    def id(self):
+        """A random identifier, made on first use."""
+        if self._id is None:
+            self._id = os.urandom(16).hex()
+        return self._id
+
+    @id.setter
+    def id(self, value):
+        self._id = value
+
+    @property
+    def open(self):
+        return self.phase == PHASE_WS and self.codec.state == STATE_OPEN
+
+    @property
+    def close_code(self):
+        return self.codec.close_code or None
+
+    @property
+    def buffered_amount(self):
+        """Bytes queued for this connection and not yet taken by the kernel."""
+        cdef Py_ssize_t n = 0
+        if self.pending is not None:
+            n = len(self.pending)
+        if self.transport is not None:
+            n += self.transport.get_write_buffer_size()
+        return n
+
+    cpdef bint send(self, object data):
+        """Queue a message: ``str`` as a text frame, bytes-like as binary.
+        Returns False (and sends nothing) once the connection is closing."""
+        if self.phase != PHASE_WS or self.codec.state != STATE_OPEN:
+            return False
+        self._queue(encode_frame(OP_TEXT if type(data) is str else OP_BINARY, data, True, False, 0))
+        return True
+
+    cpdef bint send_frame(self, bytes frame):
+        """Queue an already encoded frame (encode once, send to many)."""
+        if self.phase != PHASE_WS or self.codec.state != STATE_OPEN:
+            return False
+        self._queue(frame)
+        return True
+
+    def ping(self, data=b""):
+        if self.phase == PHASE_WS and self.codec.state == STATE_OPEN:
+            self._queue(encode_frame(OP_PING, data, True, False, 0))
+
+    def close(self, int code=1000, str reason=""):
+        """Start the closing handshake; the TCP connection ends when the peer
+        answers, or after ``close_timeout``."""
+        if self.phase != PHASE_WS or self.codec.state != STATE_OPEN:
+            if self.phase == PHASE_HTTP or self.phase == PHASE_UPGRADING:
+                self._close_transport()
+            return
+        frame = self.codec.close(code, reason)
+        self._queue(frame)
+        self.deadline = self.server.now + self.server.options.close_timeout
+        self._notify_closed(code, reason)
+        if not self.in_batch:
+            self._flush()
+
+    def abort(self):
+        if self.transport is not None:
+            self.transport.abort()
+
+    # -- housekeeping ----------------------------------------------------------
+
+    cdef int _tick(self, double now) except -1:
+        cdef Options o = self.server.options
+        if self.phase == PHASE_HTTP or self.phase == PHASE_UPGRADING:
+            if self.deadline and now >= self.deadline:
+                self.server.counters["http_timeouts"] += 1
+                if self.http is not None and self.http.in_head:
+                    self._http_fail(408, "request timeout")
+                else:
+                    self._close_transport()
+            return 0
+        if self.phase == PHASE_DONE or self.codec.state != STATE_OPEN:
+            if self.deadline and now >= self.deadline and self.transport is not None:
+                self.server.counters["close_timeouts"] += 1
+                self.transport.abort()
+            return 0
+        if self.last_seen < now - o.tick:
+            self.codec.release_buffer()
+        if o.ping_interval <= 0:
+            return 0
+        if self.awaiting_pong:
+            if now - self.ping_sent >= o.ping_timeout:
+                self.server.counters["ping_timeouts"] += 1
+                self.close(1011, "keepalive ping timeout")
+        elif now - self.last_seen >= o.ping_interval:
+            self.awaiting_pong = True
+            self.ping_sent = now
+            self._queue(encode_frame(OP_PING, b"", True, False, 0))
+        return 0
+
+
+class WebSocketProtocol(Connection, asyncio.BufferedProtocol):
+    """``Connection`` made an ``asyncio.BufferedProtocol`` for the event loop."""
+    __slots__ = ()
+
+
+def _no_http(request):
+    return Response(404, [("Content-Type", "text/plain; charset=utf-8")], b"not found\n")
+
+
+def _accept(conn, request, offered):
+    return None
+
+
+def _ignore(*args):
+    return None
+
+
+cdef class Server:
+    """A listening server: connections, the flush queue and the housekeeping timer."""
+
+    def __init__(self, handler, Options options=None, loop=None):
+        self.options = options if options is not None else Options()
+        self.handler = handler
+        self.connections = set()
+        self.counters = {"protocol_errors": 0, "http_timeouts": 0, "close_timeouts": 0,
+                         "ping_timeouts": 0}
+        self.loop = loop if loop is not None else asyncio.get_event_loop()
+        self.dirty = []
+        self.flush_scheduled = False
+        self.now = self.loop.time()
+        self.h_upgrade = getattr(handler, "on_upgrade", _accept)
+        self.h_connect = getattr(handler, "on_connect", _ignore)
+        self.h_message = getattr(handler, "on_message", _ignore)
+        self.h_close = getattr(handler, "on_close", _ignore)
+        self.h_http = getattr(handler, "on_http", _no_http)
+        self.h_pause = getattr(handler, "on_pause_writing", None)
+        self.h_resume = getattr(handler, "on_resume_writing", None)
+        self.timer = self.loop.call_later(self.options.tick, self._housekeeping)
+
+    def protocol_factory(self):
+        return WebSocketProtocol(self)
+
+    cdef int _schedule_flush(self, Connection conn) except -1:
+        self.dirty.append(conn)
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
+            self.loop.call_soon(self._flush_dirty)
+        return 0
+
+    def _flush_dirty(self):
+        cdef list dirty = self.dirty
+        cdef Connection c
+        self.dirty = []
+        self.flush_scheduled = False
+        for c in dirty:
+            c._flush()
+
+    def _housekeeping(self):
+        cdef Connection c
+        self.now = self.loop.time()
+        for c in list(self.connections):
+            try:
+                c._tick(self.now)
+            except Exception:
+                log.exception("housekeeping failed for a connection")
+        self.timer = self.loop.call_later(self.options.tick, self._housekeeping)
+
+    @property
+    def sockets(self):
+        return self.aio_server.sockets if self.aio_server is not None else ()
+
+    @property
+    def port(self):
+        return self.sockets[0].getsockname()[1]
+
+    def close(self):
+        """Stop accepting new connections."""
+        if self.aio_server is not None:
+            self.aio_server.close()
+
+    async def shutdown(self, int code=1001, str reason="going away", double timeout=5.0):
+        """Stop accepting, close every WebSocket with ``code`` and wait (bounded)."""
+        cdef Connection c
+        self.close()
+        for c in list(self.connections):
+            if c.phase == PHASE_WS:
+                c.close(code, reason)
+            elif c.phase != PHASE_DONE:
+                c._close_transport()
+        deadline = self.loop.time() + timeout
+        while self.connections and self.loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        for c in list(self.connections):
+            c.abort()
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.aio_server is not None:
+            await self.aio_server.wait_closed()
+
+
+async def serve(handler, host="127.0.0.1", port=8080, *, Options options=None, ssl=None,
+                reuse_port=False, sock=None, backlog=1024):
+    """Start a server; ``handler`` provides any of on_upgrade, on_connect,
+    on_message, on_close, on_http, on_pause_writing, on_resume_writing."""
+    loop = asyncio.get_running_loop()
+    server = Server(handler, options, loop)
+    if sock is not None:
+        server.aio_server = await loop.create_server(server.protocol_factory, sock=sock, ssl=ssl,
+                                                     backlog=backlog)
+    else:
+        server.aio_server = await loop.create_server(server.protocol_factory, host, port, ssl=ssl,
+                                                     reuse_port=reuse_port or None, backlog=backlog)
+    return server
