@@ -90,6 +90,7 @@ cdef class Connection(Sink):
     cdef int _upgrade_decided(self, key, list offered, result) except -1
     cdef int on_message(self, object payload, bint is_text) except -1
     cdef int on_pong(self, bytes payload) except -1
+    cdef int on_ping(self, bytes payload) except -1
     cdef int _after_feed(self) except -1
     cdef int _finish_failed(self) except -1
     cdef int _notify_closed(self, int code, str reason) except -1

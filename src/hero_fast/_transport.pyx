@@ -528,6 +528,12 @@ cdef class Connection(Sink):
         self.awaiting_pong = False
         return 0
 
+    cdef int on_ping(self, bytes payload) except -1:
+        # Queue the codec's pong now, so it leaves before replies to later messages.
+        if self.codec.outgoing is not None:
+            self._queue(self.codec.take_outgoing())
+        return 0
+
     cdef int _after_feed(self) except -1:
         cdef Codec c = self.codec
         cdef bytes out
