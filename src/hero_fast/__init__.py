@@ -1,7 +1,7 @@
 """hero-fast: an actionhero-style realtime API server with a Cython WebSocket engine."""
 
 from hero_fast._core import Codec, HandshakeError, PROTOCOL_ERRORS, encode_close, encode_frame
-from hero_fast._transport import Connection, HttpRequest, Options, Reject, Response, Server, serve
+from hero_fast._transport import Connection, HttpRequest, Options, Reject, Response, Server, fanout, serve
 
 __version__ = "0.1.0"
 
@@ -18,5 +18,6 @@ __all__ = [
     "__version__",
     "encode_close",
     "encode_frame",
+    "fanout",
     "serve",
 ]

@@ -291,8 +291,23 @@ cdef class Codec:
         return PyMemoryView_FromMemory(<char *>p, avail, PyBUF_WRITE)
 
     def buffer_updated(self, Py_ssize_t nbytes):
-        """``nbytes`` were written into the view from ``get_buffer``; decode them."""
-        self.feed(nbytes)
+        """``nbytes`` were written into the view from ``get_buffer``; decode them.
+        Without a sink, return the events as ``receive_data`` does."""
+        cdef _EventList collector = None
+        if nbytes < 0 or nbytes > self.cap - self.end:
+            # More than the view offered would mean reading past the buffer.
+            raise ValueError("nbytes exceeds the buffer returned by get_buffer")
+        if self.sink is None:
+            # A codec made without a sink has nothing to call back: collect the
+            # events (calling a Sink method on None would crash the process).
+            collector = _EventList()
+            self.sink = collector
+        try:
+            self.feed(nbytes)
+        finally:
+            if collector is not None:
+                self.sink = None
+        return collector.events if collector is not None else None
 
     cdef int feed(self, Py_ssize_t n) except -1:
         self.end += n
@@ -328,6 +343,12 @@ cdef class Codec:
     def buffered(self):
         """Bytes received but not yet part of a complete frame."""
         return self.end - self.start
+
+    @property
+    def buffer_capacity(self):
+        """Bytes currently allocated for the read buffer (read-only; for tests
+        and monitoring: it grows with bytes received, never with a declared length)."""
+        return self.cap
 
     cdef void release_buffer(self):
         """Give the read buffer back when it holds nothing (idle connections)."""

@@ -97,6 +97,7 @@ cdef class Connection(Sink):
     cdef int _queue(self, bytes frame) except -1
     cdef int _flush(self) except -1
     cdef int _write_now(self, bytes data) except -1
+    cdef int _end_after_response(self) except -1
     cdef int _close_transport(self) except -1
     cpdef bint send(self, object data)
     cpdef bint send_frame(self, bytes frame)

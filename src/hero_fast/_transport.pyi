@@ -3,10 +3,10 @@
 import asyncio
 import socket
 import ssl as _ssl
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any, Protocol
 
-__all__ = ["Connection", "HttpRequest", "Options", "Reject", "Response", "Server", "serve"]
+__all__ = ["Connection", "HttpRequest", "Options", "Reject", "Response", "Server", "fanout", "serve"]
 
 class Options:
     max_message_size: int
@@ -107,6 +107,8 @@ class Server:
     def port(self) -> int: ...
     def close(self) -> None: ...
     async def shutdown(self, code: int = 1001, reason: str = "going away", timeout: float = 5.0) -> None: ...
+
+def fanout(frame: bytes, conns: Iterable[Connection]) -> int: ...
 
 async def serve(
     handler: Any,

@@ -34,7 +34,7 @@ cdef extern from "Python.h":
     int PyBUF_READ
     int PyBUF_WRITE
 
-__all__ = ["Options", "HttpRequest", "Response", "Reject", "Connection", "Server", "serve"]
+__all__ = ["Connection", "HttpRequest", "Options", "Reject", "Response", "Server", "fanout", "serve"]
 
 log = logging.getLogger("hero_fast.transport")
 
@@ -298,7 +298,7 @@ cdef class Connection(Sink):
                 self._after_feed()
             finally:
                 self.in_batch = False
-            if self.pending is not None:
+            if self.pending is not None or self.close_after_flush:
                 self._flush()
         elif self.phase == PHASE_HTTP:
             self._http_data(nbytes)
@@ -373,7 +373,7 @@ cdef class Connection(Sink):
         messages = {413: "request body too large", 414: "request line too long",
                     431: "request header fields too large", 408: "request timeout"}
         self._write_now(_plain_response(status, messages.get(status, "bad request"), [], True))
-        self._close_transport()
+        self._end_after_response()
         return 0
 
     cdef int _process_http_queue(self) except -1:
@@ -430,11 +430,13 @@ cdef class Connection(Sink):
             self._process_http_queue()
 
     cdef int _http_respond(self, HttpRequest req, Response resp) except -1:
-        # After a protocol switch we do not speak (e.g. h2c) no HTTP request can follow.
-        cdef bint close = not req.keep_alive or self.http.upgrade_seen
+        # After a protocol switch we do not speak (e.g. h2c) no HTTP request can
+        # follow. The switching request is the last one parsed: requests queued
+        # before it (pipelined ahead of a WebSocket upgrade) keep the connection.
+        cdef bint close = not req.keep_alive or (self.http.upgrade_seen and not self.http.queue)
         self._write_now(_serialize(resp, req.method == "HEAD", close))
         if close:
-            self._close_transport()
+            self._end_after_response()
         elif not self.http.queue:
             self.deadline = self.server.now + self.server.options.keepalive_timeout
         return 0
@@ -444,10 +446,12 @@ cdef class Connection(Sink):
             key, offered, _extensions = check_upgrade_request(req.method, req.http_version, req.headers)
         except HandshakeError as e:
             self._write_now(_plain_response(e.status, e.reason, e.headers, True))
-            self._close_transport()
+            self._end_after_response()
             return 0
         self.request = req
         self.phase = PHASE_UPGRADING
+        # The handshake deadline also bounds an on_upgrade that never decides.
+        self.deadline = self.server.now + self.server.options.handshake_timeout
         self.http = None
         try:
             result = self.server.h_upgrade(self, req, offered)
@@ -485,7 +489,7 @@ cdef class Connection(Sink):
 
     cdef int _reject(self, r) except -1:
         self._write_now(_plain_response(r.status, r.reason, r.headers, True))
-        self._close_transport()
+        self._end_after_response()
         return 0
 
     cdef int _upgrade_decided(self, key, list offered, result) except -1:
@@ -508,7 +512,7 @@ cdef class Connection(Sink):
                 self._after_feed()
         finally:
             self.in_batch = False
-        if self.pending is not None:
+        if self.pending is not None or self.close_after_flush:
             self._flush()
         return 0
 
@@ -590,15 +594,18 @@ cdef class Connection(Sink):
     cdef int _flush(self) except -1:
         pending = self.pending
         self.dirty = False
-        if pending is None:
-            return 0
         self.pending = None
         if self.transport is None:
             return 0
-        if type(pending) is bytearray:
-            pending = bytes(pending)
-        self.transport.write(pending)
+        if pending is not None:
+            if type(pending) is bytearray:
+                pending = bytes(pending)
+            self.transport.write(pending)
         if self.close_after_flush:
+            # Checked even with nothing pending: when we started the closing
+            # handshake, the peer's answer queues nothing, and TCP must still
+            # be closed now rather than aborted after close_timeout.
+            self.close_after_flush = False
             self._close_transport()
         return 0
 
@@ -606,6 +613,23 @@ cdef class Connection(Sink):
         self._flush()
         if self.transport is not None:
             self.transport.write(data)
+        return 0
+
+    cdef int _end_after_response(self) except -1:
+        """End the connection after a final HTTP response (a refusal, a 4xx, or
+        ``Connection: close``): send FIN and keep reading — and dropping — until
+        the peer closes, or abort after ``close_timeout``. Closing with unread
+        input makes the kernel answer with RST, and a client still sending (a
+        too-long request line, a body) would then lose the response."""
+        self.phase = PHASE_DONE
+        self.http = None
+        self.deadline = self.server.now + self.server.options.close_timeout
+        if self.transport is not None:
+            if self.transport.can_write_eof():
+                self.transport.write_eof()
+                self.transport.resume_reading()  # a handler may have paused it
+            else:
+                self.transport.close()
         return 0
 
     cdef int _close_transport(self) except -1:
@@ -696,6 +720,8 @@ cdef class Connection(Sink):
                 self.server.counters["http_timeouts"] += 1
                 if self.http is not None and self.http.in_head:
                     self._http_fail(408, "request timeout")
+                elif self.phase == PHASE_UPGRADING:
+                    self._reject(Reject(503, "upgrade timed out"))
                 else:
                     self._close_transport()
             return 0
@@ -717,6 +743,19 @@ cdef class Connection(Sink):
             self.ping_sent = now
             self._queue(encode_frame(OP_PING, b"", True, False, 0))
         return 0
+
+
+def fanout(bytes frame, conns):
+    """Queue one already encoded frame on every open connection in ``conns``
+    (encode once, send to many); returns how many connections took it. Each
+    connection's queued bytes leave in one write per loop iteration."""
+    cdef Connection c
+    cdef Py_ssize_t n = 0
+    for c in conns:
+        if c.phase == PHASE_WS and c.codec.state == STATE_OPEN:
+            c._queue(frame)
+            n += 1
+    return n
 
 
 class WebSocketProtocol(Connection, asyncio.BufferedProtocol):

@@ -1,0 +1,347 @@
+"""The ``hero-fast`` command: ``serve``, ``new``, ``actions``, ``config``, ``--version``.
+
+Exit status: 0 on success, 2 for a usage or configuration error (the message says what to
+change), 1 when the server fails at run time (e.g. the port is taken).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import shlex
+import sys
+from collections.abc import Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from importlib.abc import Traversable
+
+__all__ = ["main", "scaffold"]
+
+PROG = "hero-fast"
+_TEMPLATE_SUFFIX = ".tmpl"
+_RENAMES = {"gitignore": ".gitignore"}
+_NAME_TOKEN = "__PROJECT_NAME__"
+
+
+class CliError(Exception):
+    """A message for the user; ``status`` is the exit status."""
+
+    def __init__(self, message: str, status: int = 2) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _version() -> str:
+    from hero_fast import __version__
+
+    return __version__
+
+
+# -- new --------------------------------------------------------------------------------------
+
+
+def _templates() -> Traversable:
+    return resources.files("hero_fast").joinpath("scaffold")
+
+
+def _walk_templates(
+    node: Traversable, rel: tuple[str, ...] = ()
+) -> list[tuple[tuple[str, ...], Traversable]]:
+    out = []
+    for child in sorted(node.iterdir(), key=lambda c: c.name):
+        if child.name == "__pycache__" or child.name.startswith("."):
+            continue
+        if child.is_dir():
+            out.extend(_walk_templates(child, (*rel, child.name)))
+        else:
+            name = child.name
+            if name.endswith(_TEMPLATE_SUFFIX):
+                name = name[: -len(_TEMPLATE_SUFFIX)]
+            out.append(((*rel, _RENAMES.get(name, name)), child))
+    return out
+
+
+def _safe_name(name: str) -> str:
+    """The project name as it may appear inside Python strings and HTML."""
+    return re.sub(r"[^\w .-]", "-", name).strip() or "hero-fast-app"
+
+
+def scaffold(target: Path) -> list[Path]:
+    """Write a new project into ``target`` (created; must not exist or be empty).
+
+    Returns the files written. Raises `CliError` when ``target`` is not empty.
+    """
+    if target.exists():
+        if not target.is_dir():
+            raise CliError(f"{target} exists and is not a folder")
+        if any(target.iterdir()):
+            raise CliError(f"{target} is not empty; 'hero-fast new' only writes into a new or empty folder")
+    templates = _walk_templates(_templates())
+    if not templates:
+        raise CliError("the project templates are missing from this hero-fast installation", 1)
+    name = _safe_name(target.resolve().name)
+    written = []
+    target.mkdir(parents=True, exist_ok=True)
+    for rel, source in templates:
+        dest = target.joinpath(*rel)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_text(source.read_text(encoding="utf-8").replace(_NAME_TOKEN, name), encoding="utf-8")
+        written.append(dest)
+    for folder in ("actions", "config", "public"):  # present even if a template set had none
+        target.joinpath(folder).mkdir(exist_ok=True)
+    return written
+
+
+def _cmd_new(args: argparse.Namespace) -> int:
+    target = Path(args.dir)
+    written = scaffold(target)
+    print(f"Created {target}/ ({len(written)} files):")
+    for path in written:
+        print(f"  {path.relative_to(target).as_posix()}")
+    steps = [] if target.resolve() == Path.cwd().resolve() else [f"cd {shlex.quote(args.dir)}"]
+    steps.append("hero-fast serve      # then open http://127.0.0.1:8080/")
+    print("\nNext:\n" + "\n".join("  " + step for step in steps))
+    return 0
+
+
+# -- serve ------------------------------------------------------------------------------------
+
+
+def _project(args: argparse.Namespace) -> Path:
+    project = Path(args.project) if args.project else Path.cwd()
+    if not project.is_dir():
+        raise CliError(f"project folder {project} does not exist (use --project DIR, or 'hero-fast new DIR')")
+    return project.resolve()
+
+
+def _api_class() -> Any:
+    try:
+        from hero_fast.app import Api
+    except ImportError as exc:  # pragma: no cover - only while the package is incomplete
+        raise CliError(f"hero_fast.app cannot be imported: {exc}", 1) from exc
+    return Api
+
+
+def _file_arg(value: str | None, flag: str) -> str | None:
+    if value is None:
+        return None
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise CliError(f"{flag} {value}: no such file")
+    return str(path.resolve())
+
+
+def _serve_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    if args.host is not None:
+        overrides["servers.web.host"] = args.host
+    if args.port is not None:
+        overrides["servers.web.port"] = args.port
+    if args.redis_url is not None:
+        overrides["redis_url"] = args.redis_url
+    certfile = _file_arg(args.certfile, "--certfile")
+    keyfile = _file_arg(args.keyfile, "--keyfile")
+    if certfile is not None:
+        overrides["servers.web.certfile"] = certfile
+    if keyfile is not None:
+        overrides["servers.web.keyfile"] = keyfile
+    return overrides
+
+
+def _redis_url(project: Path, args: argparse.Namespace, overrides: Mapping[str, Any]) -> str | None:
+    """The effective ``redis_url`` (flag, env or config file); loading also validates the config."""
+    from hero_fast.config import load_config
+
+    config, _ = load_config(project, env=args.env, overrides=overrides)
+    url = config.get("redis_url")
+    return str(url) if url else None
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    if args.workers < 1:
+        raise CliError(f"--workers must be at least 1, got {args.workers}")
+    if args.port is not None and not 0 <= args.port <= 65535:
+        raise CliError(f"--port must be from 0 to 65535, got {args.port}")
+    project = _project(args)
+    overrides = _serve_overrides(args)
+
+    if args.workers > 1:
+        if not _redis_url(project, args, overrides):
+            raise CliError(
+                f"--workers {args.workers} needs a Redis URL (--redis-url redis://HOST:6379/0, env "
+                "HERO_FAST_REDIS_URL or redis_url in config/): the worker processes share rooms, say and "
+                "connection.send through Redis. Without Redis, run one process (--workers 1)."
+            )
+        raise CliError(f"--workers {args.workers} is not implemented yet; run one process per port for now")
+
+    _setup_logging(args.log_level)
+    if not any((project / d).is_dir() for d in ("actions", "config", "public")):
+        logging.getLogger("hero_fast").warning(
+            "%s has no actions/, config/ or public/ folder: serving the built-in actions only "
+            "('hero-fast new DIR' creates a project)",
+            project,
+        )
+
+    Api = _api_class()
+    api = Api(project, env=args.env, overrides=overrides)
+    try:
+        api.run()
+    except OSError as exc:
+        web = api.config["servers"]["web"]
+        raise CliError(f"cannot serve on {web['host']}:{web['port']}: {exc}", 1) from exc
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+# -- actions ----------------------------------------------------------------------------------
+
+
+def _input_names(inputs: Any) -> str:
+    if not isinstance(inputs, Mapping) or not inputs:
+        return "-"
+    names = []
+    for name, spec in inputs.items():
+        required = isinstance(spec, Mapping) and spec.get("required")
+        names.append(f"{name}*" if required else str(name))
+    return ", ".join(names)
+
+
+def _cmd_actions(args: argparse.Namespace) -> int:
+    project = _project(args)
+    Api = _api_class()
+    api = Api(project, env=args.env)
+    boot = getattr(api, "boot", None)
+    if callable(boot):
+        boot()
+    docs: Mapping[str, Mapping[Any, Mapping[str, Any]]] = api.actions.documentation()
+    if args.json:
+        print(json.dumps(docs, indent=2, sort_keys=True, default=repr))
+        return 0
+    rows = [("ACTION", "VERSION", "INPUTS", "DESCRIPTION")]
+    for name in sorted(docs):
+        for version in sorted(docs[name], key=lambda v: (str(type(v)), v)):
+            entry = docs[name][version]
+            rows.append(
+                (
+                    str(name),
+                    str(version),
+                    _input_names(entry.get("inputs")),
+                    " ".join(str(entry.get("description") or "").split()),
+                )
+            )
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3])
+    print(f"\n{len(rows) - 1} action(s); * = required input", file=sys.stderr)
+    return 0
+
+
+# -- config -----------------------------------------------------------------------------------
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    from hero_fast.config import flatten, load_config
+
+    config, sources = load_config(_project(args), env=args.env)
+    flat = flatten(config)
+    if args.json:
+        print(json.dumps({"config": config, "sources": sources}, indent=2, default=repr))
+        return 0
+    for key, value in flat.items():
+        text = json.dumps(value, default=repr)
+        print(f"{key} = {text}  # {sources[key]}")
+    return 0
+
+
+# -- main -------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="An actionhero-style realtime API server: actions over HTTP and WebSocket, chat rooms.",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser(
+        "serve",
+        help="run the server for a project (default: the current folder)",
+        description="Run the server until SIGINT/SIGTERM (then stop gracefully).",
+    )
+    p.add_argument("--host", help="address to listen on (config servers.web.host; default 127.0.0.1)")
+    p.add_argument(
+        "--port", type=int, help="port to listen on, 0 for any free one (servers.web.port; default 8080)"
+    )
+    p.add_argument("--project", metavar="DIR", help="the project folder (default: the current folder)")
+    p.add_argument(
+        "--env", help="environment selecting config sections (default: HERO_FAST_ENV or development)"
+    )
+    p.add_argument("--redis-url", metavar="URL", help="Redis for several processes or nodes (redis_url)")
+    p.add_argument("--workers", type=int, default=1, metavar="N", help="processes to run (N > 1 needs Redis)")
+    p.add_argument("--certfile", metavar="FILE", help="TLS certificate chain (PEM): serve https and wss")
+    p.add_argument("--keyfile", metavar="FILE", help="TLS private key (PEM), if not in the certfile")
+    p.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="logging level (default info)",
+    )
+    p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser(
+        "new",
+        help="create a new project in DIR (which must not exist or be empty)",
+        description="Scaffold a runnable project: actions/, config/, public/ (a chat page).",
+    )
+    p.add_argument("dir", metavar="DIR")
+    p.set_defaults(func=_cmd_new)
+
+    p = sub.add_parser("actions", help="list a project's actions")
+    p.add_argument("--project", metavar="DIR", help="the project folder (default: the current folder)")
+    p.add_argument("--env", help="environment (default: HERO_FAST_ENV or development)")
+    p.add_argument("--json", action="store_true", help="print the documentation as JSON")
+    p.set_defaults(func=_cmd_actions)
+
+    p = sub.add_parser("config", help="show every option's effective value and where it came from")
+    p.add_argument("--project", metavar="DIR", help="the project folder (default: the current folder)")
+    p.add_argument("--env", help="environment (default: HERO_FAST_ENV or development)")
+    p.add_argument("--json", action="store_true", help="print the config and its sources as JSON")
+    p.set_defaults(func=_cmd_config)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    from hero_fast.config import ConfigError
+
+    try:
+        return int(args.func(args))
+    except CliError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return exc.status
+    except ConfigError as exc:
+        print(f"{PROG}: configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""The application-level connection: what actions, verbs and chat see.
+
+One per WebSocket (type ``"webSocket"``) and one per HTTP action request
+(type ``"web"``, destroyed when the response is sent). The WebSocket flavour
+wraps the engine's :class:`hero_fast._transport.Connection` (``.ws``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from hero_fast._core import encode_frame
+
+if TYPE_CHECKING:
+    from hero_fast._transport import Connection as WsConnection
+    from hero_fast.app import Api
+
+__all__ = ["Connection"]
+
+_TEXT = 1
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Connection:
+    """A client as the application sees it.
+
+    Attributes follow actionhero's names (snake_case here): ``id``, ``type``,
+    ``remote_ip``, ``remote_port``, ``fingerprint``, ``connected_at`` (epoch
+    ms), ``rooms`` (in join order), ``total_actions``, ``pending_actions``,
+    ``params`` (kept across requests of one WebSocket), ``message_count``.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "api",
+        "connected_at",
+        "destroyed",
+        "fingerprint",
+        "id",
+        "message_count",
+        "params",
+        "pending_actions",
+        "silent_beats",
+        "remote_ip",
+        "remote_port",
+        "rooms",
+        "session",
+        "total_actions",
+        "type",
+        "ws",
+    )
+
+    def __init__(
+        self,
+        api: Api,
+        type: str,
+        id: str,
+        remote_ip: str | None,
+        remote_port: int | None,
+        fingerprint: str | None = None,
+        ws: WsConnection | None = None,
+    ) -> None:
+        self.api = api
+        self.type = type
+        self.id = id
+        self.remote_ip = remote_ip
+        self.remote_port = remote_port
+        self.fingerprint = fingerprint or id
+        self.ws = ws
+        self.connected_at = now_ms()
+        self.rooms: list[str] = []
+        self.total_actions = 0
+        self.pending_actions = 0
+        self.message_count = 0
+        self.params: dict[str, Any] = {}
+        self.session: dict[str, Any] = {}
+        self.destroyed = False
+        # heartbeats sent since this client last said anything (reset on every message)
+        self.silent_beats = 0
+
+    def send(self, message: Any) -> bool:
+        """Push ``message`` (JSON-encodable; by convention a dict with a
+        ``context``) to this client. False when it cannot be delivered (an HTTP
+        connection, or a WebSocket that is closing)."""
+        ws = self.ws
+        if ws is None or self.destroyed:
+            return False
+        self.message_count += 1
+        return ws.send_frame(encode_frame(_TEXT, orjson.dumps(message)))
+
+    def send_frame(self, frame: bytes) -> bool:
+        """Queue an already framed message (the encode-once fan-out path)."""
+        ws = self.ws
+        if ws is None or self.destroyed:
+            return False
+        self.message_count += 1
+        return ws.send_frame(frame)
+
+    def details(self) -> dict[str, Any]:
+        """The ``detailsView`` payload."""
+        return {
+            "id": self.id,
+            "fingerprint": self.fingerprint,
+            "remoteIP": self.remote_ip,
+            "remotePort": self.remote_port,
+            "params": self.params,
+            "connectedAt": self.connected_at,
+            "rooms": list(self.rooms),
+            "totalActions": self.total_actions,
+            "pendingActions": self.pending_actions,
+        }
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        if self.ws is not None:
+            self.ws.close(code, reason)
+
+    def __repr__(self) -> str:
+        return f"<Connection {self.type} {self.id} {self.remote_ip}:{self.remote_port}>"

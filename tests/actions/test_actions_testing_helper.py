@@ -1,0 +1,108 @@
+"""hero_fast.testing: run actions in-process without sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import textwrap
+from pathlib import Path
+from typing import Any
+
+from hero_fast.actions import Action, ActionRegistry, Input
+from hero_fast.connections import Connection
+from hero_fast.testing import make_test_api, make_test_connection, run_action, run_action_result
+
+
+class Greet(Action):
+    name = "greet"
+    inputs = {"who": Input(required=True)}
+
+    async def run(self, data: Any) -> Any:
+        await asyncio.sleep(0)
+        return {"greeting": f"hello {data.params['who']}", "conn": data.connection.type}
+
+
+async def test_run_action_returns_the_response() -> None:
+    api = make_test_api()
+    api.actions.register(Greet)
+    assert await run_action(api, "greet", {"who": "bob"}) == {"greeting": "hello bob", "conn": "testing"}
+    assert await run_action(api, "greet") == {"error": "who is a required parameter for this action"}
+    assert await run_action(api, "nope") == {"error": "unknown action or invalid apiVersion"}
+    status = await run_action(api, "status")
+    assert status["nodeStatus"] == "Node Healthy"
+
+
+async def test_run_action_with_a_given_connection() -> None:
+    api = make_test_api()
+    api.actions.register(Greet)
+    conn = make_test_connection(api, "my-id")
+    assert isinstance(conn, Connection)
+    assert (conn.type, conn.id, conn.remote_ip, conn.remote_port) == ("testing", "my-id", "testServer", 0)
+    await run_action(api, "greet", {"who": "x"}, connection=conn)
+    await run_action(api, "greet", {"who": "y"}, connection=conn)
+    assert conn.total_actions == 2 and conn.pending_actions == 0
+
+
+async def test_run_action_result_has_status_and_params() -> None:
+    api = make_test_api()
+    api.actions.register(Greet)
+    r = await run_action_result(api, "greet", {"who": "z", "extra": 1})
+    assert r.status == 200
+    assert r.params == {"action": "greet", "apiVersion": 1, "who": "z"}
+    r = await run_action_result(api, "greet")
+    assert r.status == 422
+
+
+async def test_params_are_not_modified() -> None:
+    api = make_test_api()
+    api.actions.register(Greet)
+    params = {"who": "q"}
+    await run_action(api, "greet", params)
+    assert params == {"who": "q"}
+
+
+def test_make_test_api_defaults() -> None:
+    api = make_test_api()
+    assert api.config["general"]["simultaneousActions"] == 5
+    assert api.config["general"]["apiVersion"]
+    assert isinstance(api.actions, ActionRegistry)
+    assert api.actions.get("status") is not None and api.actions.get("documentation") is not None
+    assert isinstance(api.project_dir, Path)
+
+
+def test_make_test_api_overrides() -> None:
+    api = make_test_api(config_overrides={"general": {"simultaneousActions": 2}})
+    assert api.config["general"]["simultaneousActions"] == 2
+    assert api.actions.simultaneous_actions == 2
+
+
+async def test_make_test_api_loads_the_project_actions(tmp_path: Path) -> None:
+    (tmp_path / "actions").mkdir()
+    (tmp_path / "actions" / "ping.py").write_text(
+        textwrap.dedent(
+            """
+            from hero_fast.actions import Action
+
+            class Ping(Action):
+                name = "ping"
+                def run(self, data):
+                    return {"pong": True}
+            """
+        )
+    )
+    api = make_test_api(project_dir=tmp_path)
+    assert api.project_dir == tmp_path
+    assert await run_action(api, "ping") == {"pong": True}
+
+
+async def test_works_without_the_config_module(monkeypatch: Any) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "hero_fast.config", None)  # import raises ImportError
+    api = make_test_api(config_overrides={"general": {"simultaneousActions": 3}})
+    assert api.config["general"] == {
+        "serverName": "hero-fast-test",
+        "apiVersion": "0.0.1",
+        "simultaneousActions": 3,
+    }
+    api.actions.register(Greet)
+    assert await run_action(api, "greet", {"who": "a"}) == {"greeting": "hello a", "conn": "testing"}
