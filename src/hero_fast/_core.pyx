@@ -10,7 +10,7 @@ the protocol requires (pong, close) are queued and read back with
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
-from cpython.buffer cimport PyBUF_SIMPLE, PyObject_GetBuffer, PyBuffer_Release
+from cpython.buffer cimport PyBUF_SIMPLE, PyBUF_WRITABLE, PyObject_GetBuffer, PyBuffer_Release
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport uint16_t, uint64_t
@@ -138,13 +138,33 @@ cdef bytes build_frame(int opcode, const unsigned char *data, Py_ssize_t n,
     return frame
 
 
+def _apply_mask(data, key, Py_ssize_t phase=0):
+    """XOR a writable buffer in place with a 4-byte mask ``key`` starting at
+    mask offset ``phase`` — the kernel the parser unmasks with. Private: for
+    tests and micro-benchmarks."""
+    cdef Py_buffer view
+    cdef Py_buffer kview
+    PyObject_GetBuffer(key, &kview, PyBUF_SIMPLE)
+    try:
+        if kview.len != 4:
+            raise ValueError("mask key must be 4 bytes")
+        PyObject_GetBuffer(data, &view, PyBUF_WRITABLE)
+        try:
+            hf_mask(<unsigned char *>view.buf, <size_t>view.len,
+                    <const unsigned char *>kview.buf, <size_t>(phase & 3))
+        finally:
+            PyBuffer_Release(&view)
+    finally:
+        PyBuffer_Release(&kview)
+
+
 cpdef bytes encode_frame(int opcode, object payload, bint fin=True, bint mask=False, int rsv=0):
     """One complete frame. ``payload`` is ``str`` (sent as UTF-8) or bytes-like."""
     cdef Py_ssize_t n
     cdef const char *s
     cdef Py_buffer view
     cdef bytes frame
-    if type(payload) is str:
+    if type(payload) is str or isinstance(payload, str):  # str subclasses are text too
         s = PyUnicode_AsUTF8AndSize(payload, &n)
         return build_frame(opcode, <const unsigned char *>s, n, fin, mask, rsv)
     if type(payload) is bytes:

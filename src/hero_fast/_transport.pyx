@@ -424,6 +424,11 @@ cdef class Connection(Sink):
             result = Response(500, [("Content-Type", "text/plain")], b"internal server error\n")
         else:
             result = task.result()
+            if not isinstance(result, Response):
+                # Checked here: a TypeError in this callback would leave the
+                # connection paused with no response, forever.
+                log.error("HTTP handler returned %r, not a Response", type(result))
+                result = Response(500, [("Content-Type", "text/plain")], b"internal server error\n")
         self._http_respond(req, result)
         if self.phase == PHASE_HTTP:
             self.transport.resume_reading()
@@ -434,7 +439,15 @@ cdef class Connection(Sink):
         # follow. The switching request is the last one parsed: requests queued
         # before it (pipelined ahead of a WebSocket upgrade) keep the connection.
         cdef bint close = not req.keep_alive or (self.http.upgrade_seen and not self.http.queue)
-        self._write_now(_serialize(resp, req.method == "HEAD", close))
+        try:
+            data = _serialize(resp, req.method == "HEAD", close)
+        except Exception:
+            # e.g. a header value outside latin-1: the handler's bug costs this
+            # request a 500, not the connection (and not an error in the loop).
+            log.exception("HTTP response could not be serialised")
+            data = _serialize(Response(500, [("Content-Type", "text/plain")], b"internal server error\n"),
+                              req.method == "HEAD", close)
+        self._write_now(data)
         if close:
             self._end_after_response()
         elif not self.http.queue:
@@ -505,7 +518,13 @@ cdef class Connection(Sink):
         self.in_batch = True
         try:
             self._queue(build_accept_response(key, result))
-            self.server.h_connect(self)
+            try:
+                self.server.h_connect(self)
+            except Exception:
+                # Like on_message: a handler bug closes this connection (1011)
+                # instead of escaping into the event loop before the 101 is sent.
+                log.exception("on_connect handler failed")
+                self.close(1011, "internal error")
             # Frames that arrived with (or after) the upgrade request.
             if self.phase == PHASE_WS and self.codec.end > self.codec.start:
                 self.codec.parse()
@@ -679,7 +698,7 @@ cdef class Connection(Sink):
         Returns False (and sends nothing) once the connection is closing."""
         if self.phase != PHASE_WS or self.codec.state != STATE_OPEN:
             return False
-        self._queue(encode_frame(OP_TEXT if type(data) is str else OP_BINARY, data, True, False, 0))
+        self._queue(encode_frame(OP_TEXT if isinstance(data, str) else OP_BINARY, data, True, False, 0))
         return True
 
     cpdef bint send_frame(self, bytes frame):
@@ -690,8 +709,13 @@ cdef class Connection(Sink):
         return True
 
     def ping(self, data=b""):
+        cdef bytes frame = encode_frame(OP_PING, data, True, False, 0)
+        if len(frame) > 127:
+            # A control frame carries at most 125 bytes (RFC 6455 5.5); a longer
+            # ping would make the peer fail the connection with 1002.
+            raise ValueError("ping payload over 125 bytes")
         if self.phase == PHASE_WS and self.codec.state == STATE_OPEN:
-            self._queue(encode_frame(OP_PING, data, True, False, 0))
+            self._queue(frame)
 
     def close(self, int code=1000, str reason=""):
         """Start the closing handshake; the TCP connection ends when the peer

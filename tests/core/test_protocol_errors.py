@@ -53,7 +53,7 @@ CLIENT = {**triggers(None), "masked_frame": frame(OP_TEXT, b"x", key=KEY)}
 
 def test_table_shape():
     assert {code for code, _ in PROTOCOL_ERRORS.values()} == {1002, 1007, 1009}
-    for name, (code, reason) in PROTOCOL_ERRORS.items():
+    for name, (_code, reason) in PROTOCOL_ERRORS.items():
         assert isinstance(name, str) and isinstance(reason, str)
         assert 0 < len(reason.encode()) <= 123
 

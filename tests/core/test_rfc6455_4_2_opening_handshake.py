@@ -84,10 +84,13 @@ def test_tokens_spread_over_repeated_headers():
 
 
 def test_subprotocols_and_extensions_are_returned():
-    headers = good_headers(
-        sec_websocket_protocol="chat, Superchat",
-        sec_websocket_extensions="permessage-deflate; client_max_window_bits",
-    ) + [("sec-websocket-protocol", "v2.json")]
+    headers = [
+        *good_headers(
+            sec_websocket_protocol="chat, Superchat",
+            sec_websocket_extensions="permessage-deflate; client_max_window_bits",
+        ),
+        ("sec-websocket-protocol", "v2.json"),
+    ]
     _, protocols, extensions = check_upgrade_request("GET", "1.1", headers)
     assert protocols == ["chat", "Superchat", "v2.json"]  # case kept: subprotocols are case-sensitive
     assert extensions == ["permessage-deflate; client_max_window_bits"]

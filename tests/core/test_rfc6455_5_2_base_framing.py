@@ -268,3 +268,13 @@ def test_frame_after_failure_is_ignored():
 def test_control_opcodes_roundtrip_through_encoder():
     for op in (OP_PING, OP_PONG, OP_CLOSE):
         assert encode_frame(op, b"\x03\xe8") == frame(op, b"\x03\xe8")
+
+
+def test_str_subclasses_are_text():
+    # e.g. enum.StrEnum members or markup strings: they used to raise TypeError
+    class Text(str):
+        pass
+
+    assert encode_frame(OP_TEXT, Text("hé")) == frame(OP_TEXT, "hé".encode())
+    (f,) = parse_frames(Codec().send_message(Text("x")))
+    assert (f.opcode, f.payload) == (OP_TEXT, b"x")

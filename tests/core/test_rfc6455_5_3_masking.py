@@ -42,7 +42,7 @@ def test_unmask_resumes_at_every_phase(n):
     key = b"\x9a\x4b\x0c\xe7"
     data = cframe(OP_BINARY, payload, key=key)
     head = len(data) - n
-    splits = sorted(set(list(range(min(n, 20) + 1)) + [n // 2, n - 1, max(n - 17, 0)]))
+    splits = sorted(set([*list(range(min(n, 20) + 1)), n // 2, n - 1, max(n - 17, 0)]))
     for split in splits:
         c = Codec()
         ev = c.receive_data(data[: head + split]) + c.receive_data(data[head + split :])
@@ -64,7 +64,7 @@ def test_unmask_many_random_splits_big_frame():
         assert events == [("binary", payload)]
 
 
-@pytest.mark.parametrize("n", LENGTHS + [65535, 65536, 70000])
+@pytest.mark.parametrize("n", [*LENGTHS, 65535, 65536, 70000])
 def test_encoder_masks_like_the_reference(n):
     payload = os.urandom(n)
     produced = encode_frame(OP_BINARY, payload, mask=True)
@@ -87,3 +87,27 @@ def test_zero_key_is_the_identity():
     data = frame(OP_BINARY, payload, key=b"\x00\x00\x00\x00")
     assert data.endswith(payload)
     assert Codec().receive_data(data) == [("binary", payload)]
+
+
+@pytest.mark.parametrize("phase", [0, 1, 2, 3, 5])
+@pytest.mark.parametrize("offset", [0, 1, 3, 7])  # unaligned start addresses too
+def test_mask_kernel_matches_reference(phase, offset):
+    from hero_fast._core import _apply_mask
+
+    key = b"\x9a\x4b\x0c\xe7"
+    for n in [*LENGTHS, 65536, 65537]:
+        data = os.urandom(n + offset)
+        buf = bytearray(data)
+        view = memoryview(buf)[offset:]
+        _apply_mask(view, key, phase)
+        view.release()
+        assert bytes(buf) == data[:offset] + py_mask(data[offset:], key, phase), (n, phase, offset)
+
+
+def test_mask_kernel_rejects_bad_arguments():
+    from hero_fast._core import _apply_mask
+
+    with pytest.raises(ValueError):
+        _apply_mask(bytearray(4), b"abc")
+    with pytest.raises((TypeError, BufferError)):
+        _apply_mask(b"read-only", b"abcd")

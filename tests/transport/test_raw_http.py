@@ -174,7 +174,7 @@ def test_too_many_headers_split_across_segments(run, piece):
 def test_header_bytes_too_big_431(run):
     async def main():
         async with serving(EchoHandler(), max_header_bytes=2000) as server:
-            st, _, _, body, _ = await refused(server.port, upgrade_request("/", extra=[("X-Big", "v" * 2500)]))
+            st, _, _, _body, _ = await refused(server.port, upgrade_request("/", extra=[("X-Big", "v" * 2500)]))
             assert st == 431
 
     run(main())
@@ -231,7 +231,7 @@ def test_slowloris_cut_off_by_handshake_timeout(run):
 def test_silent_connection_closed_after_handshake_timeout(run):
     async def main():
         async with serving(EchoHandler(), handshake_timeout=0.2, tick=0.05) as server:
-            reader, writer = await open_raw(server.port)
+            reader, _writer = await open_raw(server.port)
             assert await read_to_eof(reader, timeout=5) == b""
             assert server.counters["http_timeouts"] >= 1
 
@@ -330,7 +330,7 @@ def test_http_connection_close_honoured(run):
         async with serving(Web()) as server:
             reader, writer = await open_raw(server.port)
             writer.write(get("/bye", b"Connection: close\r\n"))
-            status, _, headers, body = await read_response(reader)
+            status, _, headers, _body = await read_response(reader)
             assert status == 200 and headers["connection"] == "close"
             assert await read_to_eof(reader) == b""
 
@@ -399,7 +399,7 @@ def test_body_over_max_body_size_413_declared(run):
             writer.write(get("/up", b"Content-Length: 100\r\n", "POST") + b"a" * 100)
             assert (await read_response(reader))[0] == 200
             writer.write(get("/up", b"Content-Length: 101\r\n", "POST"))
-            status, _, headers, body = await asyncio.wait_for(read_response(reader), 5)
+            status, _, headers, _body = await asyncio.wait_for(read_response(reader), 5)
             assert status == 413 and headers["connection"] == "close"
             assert await read_to_eof(reader) == b""
 
@@ -421,7 +421,7 @@ def test_body_over_max_body_size_413_chunked(run):
 def test_malformed_request_is_400(run):
     async def main():
         async with serving(Web()) as server:
-            st, _, _, body, _ = await refused(server.port, b"THIS IS NOT HTTP\r\n\r\n")
+            st, _, _, _body, _ = await refused(server.port, b"THIS IS NOT HTTP\r\n\r\n")
             assert st == 400
 
     run(main())
@@ -435,5 +435,48 @@ def test_websocket_after_http_request_on_same_connection(run):
             assert (await read_response(reader))[0] == 404
             status, _, headers, _ = await asyncio.wait_for(read_response(reader), 5)
             assert status == 101 and headers["sec-websocket-accept"] == accept_key(KEY)
+
+    run(main())
+
+
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+def test_unserialisable_response_is_500(run, is_async):
+    # a header value outside latin-1 cannot go on the wire: the handler's bug
+    # becomes a 500 for this request, not a dropped connection
+    class Bad:
+        def on_http(self, request):
+            resp = Response(200, [("X-Currency", "€")], b"body") if request.path == "/bad" else \
+                Response(200, [], b"fine")
+            if not is_async:
+                return resp
+
+            async def later():
+                return resp
+
+            return later()
+
+    async def main():
+        async with serving(Bad()) as server:
+            reader, writer = await open_raw(server.port)
+            writer.write(get("/bad") + get("/good"))
+            assert (await asyncio.wait_for(read_response(reader), 5))[0] == 500
+            status, _, _, body = await asyncio.wait_for(read_response(reader), 5)
+            assert (status, body) == (200, b"fine")
+
+    run(main())
+
+
+def test_async_handler_returning_non_response_is_500(run):
+    class Bad:
+        async def on_http(self, request):
+            return "not a Response" if request.path == "/bad" else Response(200, [], b"ok")
+
+    async def main():
+        async with serving(Bad()) as server:
+            reader, writer = await open_raw(server.port)
+            writer.write(get("/bad"))
+            assert (await asyncio.wait_for(read_response(reader), 5))[0] == 500
+            writer.write(get("/good"))  # and the connection still works
+            assert (await asyncio.wait_for(read_response(reader), 5))[3] == b"ok"
 
     run(main())

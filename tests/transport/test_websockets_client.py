@@ -355,3 +355,20 @@ def test_handler_exception_closes_1011(run):
             assert ei.value.rcvd.code == 1011
 
     run(main())
+
+
+def test_on_connect_exception_closes_1011(run):
+    class Broken(Recorder):
+        def on_connect(self, conn):
+            super().on_connect(conn)
+            raise RuntimeError("bug in on_connect")
+
+    async def main():
+        handler = Broken()
+        async with serving(handler) as server, client(server.port) as ws:
+            with pytest.raises(ConnectionClosed) as ei:
+                await ws.recv()
+            assert ei.value.rcvd is not None and ei.value.rcvd.code == 1011
+            assert handler.events[-1] == ("close", 1011, "internal error")
+
+    run(main())
