@@ -21,6 +21,8 @@ cdef class Options:
     cdef public double close_timeout
     cdef public Py_ssize_t write_buffer_high
     cdef public Py_ssize_t write_buffer_low
+    cdef public Py_ssize_t max_send_buffer
+    cdef public str slow_consumer
     cdef public double tick
 
 cdef class HttpRequest:
@@ -75,6 +77,7 @@ cdef class Connection(Sink):
     cdef bint closed_called
     cdef bint close_after_flush
     cdef public bint writing_paused
+    cdef int paused_by            # PAUSED_BY_* bits
     cdef double deadline      # HTTP: request head/keep-alive deadline; WS closing: abort time
     cdef double last_seen
     cdef bint awaiting_pong
@@ -95,6 +98,9 @@ cdef class Connection(Sink):
     cdef int _finish_failed(self) except -1
     cdef int _notify_closed(self, int code, str reason) except -1
     cdef int _queue(self, bytes frame) except -1
+    cdef int _slow_consumer(self, bytes frame) except -1
+    cdef int _pause_reading(self, int reason) except -1
+    cdef int _resume_reading(self, int reason) except -1
     cdef int _flush(self) except -1
     cdef int _write_now(self, bytes data) except -1
     cdef int _end_after_response(self) except -1

@@ -22,6 +22,8 @@ class Options:
     close_timeout: float
     write_buffer_high: int
     write_buffer_low: int
+    max_send_buffer: int
+    slow_consumer: str
     tick: float
     def __init__(self, **overrides: Any) -> None: ...
     def as_dict(self) -> dict[str, Any]: ...

@@ -38,6 +38,11 @@ __all__ = ["Connection", "HttpRequest", "Options", "Reject", "Response", "Server
 
 log = logging.getLogger("hero_fast.transport")
 
+# Why reading is paused (a bit each; reading resumes when none is left)
+cdef enum:
+    PAUSED_BY_FLOW = 1      # our transport's write buffer is over the high-water mark
+    PAUSED_BY_HANDLER = 2   # an async on_http / on_upgrade is running
+
 # Connection phases
 cdef enum:
     PHASE_HTTP = 0
@@ -62,6 +67,11 @@ cdef class Options:
     close_timeout      seconds to wait for the peer's close frame or EOF (5) → abort
     write_buffer_high  bytes buffered by the transport before writing pauses (256 KiB)
     write_buffer_low   bytes at which writing resumes (64 KiB)
+    max_send_buffer    bytes queued for one connection while its transport is
+                       over write_buffer_high (1 MiB); past it, slow_consumer
+                       policy applies to each further message
+    slow_consumer      "drop": the message is not queued for that connection
+                       (counted in messages_dropped); "close": close it with 1008
     tick               housekeeping granularity in seconds (1)
     """
 
@@ -79,18 +89,22 @@ cdef class Options:
         self.close_timeout = 5.0
         self.write_buffer_high = 256 * 1024
         self.write_buffer_low = 64 * 1024
+        self.max_send_buffer = 1 << 20
+        self.slow_consumer = "drop"
         self.tick = 1.0
         for name, value in overrides.items():
             if not hasattr(self, name):
                 raise TypeError(f"unknown option {name!r}")
             setattr(self, name, value)
+        if self.slow_consumer not in ("drop", "close"):
+            raise ValueError(f"slow_consumer must be 'drop' or 'close', not {self.slow_consumer!r}")
 
     def as_dict(self):
         return {name: getattr(self, name) for name in (
             "max_message_size", "max_fragments", "handshake_timeout", "keepalive_timeout",
             "max_request_line", "max_headers", "max_header_bytes", "max_body_size",
             "ping_interval", "ping_timeout", "close_timeout", "write_buffer_high",
-            "write_buffer_low", "tick")}
+            "write_buffer_low", "max_send_buffer", "slow_consumer", "tick")}
 
 
 cdef class HttpRequest:
@@ -325,18 +339,40 @@ cdef class Connection(Sink):
 
     def pause_writing(self):
         self.writing_paused = True
-        if self.transport is not None:
-            # Backpressure: stop reading from a peer that does not read our replies.
-            self.transport.pause_reading()
+        # Backpressure: stop reading from a peer that does not read our replies;
+        # what we still have to send waits in `pending`, capped by max_send_buffer.
+        self._pause_reading(PAUSED_BY_FLOW)
         if self.server.h_pause is not None:
-            self.server.h_pause(self)
+            try:
+                self.server.h_pause(self)
+            except Exception:
+                log.exception("on_pause_writing handler failed")
 
     def resume_writing(self):
         self.writing_paused = False
-        if self.transport is not None and self.phase != PHASE_DONE:
-            self.transport.resume_reading()
+        if self.phase != PHASE_DONE:
+            self._resume_reading(PAUSED_BY_FLOW)
+        if self.pending is not None and not self.in_batch:
+            self._flush()
         if self.server.h_resume is not None:
-            self.server.h_resume(self)
+            try:
+                self.server.h_resume(self)
+            except Exception:
+                log.exception("on_resume_writing handler failed")
+
+    cdef int _pause_reading(self, int reason) except -1:
+        """Reading stops while any reason holds (flow control, a handler running)."""
+        if self.paused_by == 0 and self.transport is not None:
+            self.transport.pause_reading()
+        self.paused_by |= reason
+        return 0
+
+    cdef int _resume_reading(self, int reason) except -1:
+        if self.paused_by & reason:
+            self.paused_by &= ~reason
+            if self.paused_by == 0 and self.transport is not None:
+                self.transport.resume_reading()
+        return 0
 
     # -- HTTP phase ----------------------------------------------------------
 
@@ -409,7 +445,7 @@ cdef class Connection(Sink):
                                              b"internal server error\n"))
             return 0
         self.http.busy = True
-        self.transport.pause_reading()
+        self._pause_reading(PAUSED_BY_HANDLER)
         asyncio.ensure_future(result).add_done_callback(partial(self._http_async_done, req))
         return 0
 
@@ -431,7 +467,7 @@ cdef class Connection(Sink):
                 result = Response(500, [("Content-Type", "text/plain")], b"internal server error\n")
         self._http_respond(req, result)
         if self.phase == PHASE_HTTP:
-            self.transport.resume_reading()
+            self._resume_reading(PAUSED_BY_HANDLER)
             self._process_http_queue()
 
     cdef int _http_respond(self, HttpRequest req, Response resp) except -1:
@@ -481,7 +517,7 @@ cdef class Connection(Sink):
         if not inspect.isawaitable(result):
             log.error("on_upgrade returned %r", type(result))
             return self._reject(Reject(500, "internal server error"))
-        self.transport.pause_reading()
+        self._pause_reading(PAUSED_BY_HANDLER)
         asyncio.ensure_future(result).add_done_callback(partial(self._upgrade_async_done, key, offered))
         return 0
 
@@ -497,7 +533,7 @@ cdef class Connection(Sink):
             log.error("on_upgrade handler failed", exc_info=exc)
             self._reject(Reject(500, "internal server error"))
         else:
-            self.transport.resume_reading()
+            self._resume_reading(PAUSED_BY_HANDLER)
             self._upgrade_decided(key, offered, task.result())
 
     cdef int _reject(self, r) except -1:
@@ -597,6 +633,9 @@ cdef class Connection(Sink):
 
     cdef int _queue(self, bytes frame) except -1:
         cdef object pending = self.pending
+        if self.writing_paused and pending is not None and \
+                len(pending) + len(frame) > self.server.options.max_send_buffer:
+            return self._slow_consumer(frame)
         if pending is None:
             self.pending = frame
         elif type(pending) is bytes:
@@ -610,9 +649,26 @@ cdef class Connection(Sink):
             self.server._schedule_flush(self)
         return 0
 
+    cdef int _slow_consumer(self, bytes frame) except -1:
+        """The peer reads slower than we send and its buffer is full: drop this
+        message for it, or close it (1008), so it can neither stall the sender
+        and the other receivers nor grow our memory."""
+        if self.server.options.slow_consumer == "close" and self.codec.state == STATE_OPEN:
+            self.server.counters["slow_consumer_closes"] += 1
+            frame = self.codec.close(1008, "send buffer full: slow consumer")
+            self.pending += frame  # the close frame is the one thing allowed past the cap
+            self.deadline = self.server.now + self.server.options.close_timeout
+            self._notify_closed(1008, "send buffer full: slow consumer")
+        else:
+            self.server.counters["messages_dropped"] += 1
+            self.server.counters["bytes_dropped"] += len(frame)
+        return 0
+
     cdef int _flush(self) except -1:
         pending = self.pending
         self.dirty = False
+        if self.writing_paused and self.transport is not None and not self.close_after_flush:
+            return 0  # the transport is full; resume_writing flushes
         self.pending = None
         if self.transport is None:
             return 0
@@ -646,7 +702,7 @@ cdef class Connection(Sink):
         if self.transport is not None:
             if self.transport.can_write_eof():
                 self.transport.write_eof()
-                self.transport.resume_reading()  # a handler may have paused it
+                self._resume_reading(PAUSED_BY_HANDLER | PAUSED_BY_FLOW)  # keep draining input
             else:
                 self.transport.close()
         return 0
@@ -807,7 +863,8 @@ cdef class Server:
         self.handler = handler
         self.connections = set()
         self.counters = {"protocol_errors": 0, "http_timeouts": 0, "close_timeouts": 0,
-                         "ping_timeouts": 0}
+                         "ping_timeouts": 0, "messages_dropped": 0, "bytes_dropped": 0,
+                         "slow_consumer_closes": 0}
         self.loop = loop if loop is not None else asyncio.get_event_loop()
         self.dirty = []
         self.flush_scheduled = False
