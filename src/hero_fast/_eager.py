@@ -23,6 +23,23 @@ coroutine is blocked on is cancelled too and the coroutine receives the
 Python 3.12's ``asyncio.eager_task_factory`` does something similar for whole
 tasks; this helper works on 3.10+ and does not create a Task at all on the fast
 path.
+
+Engines. ``coro.send(None)`` reports completion by raising ``StopIteration``,
+and catching that in Python costs about as much as the rest of a trivial
+action. So native coroutines are driven by small reusable generators
+("engines") that do ``yield from coro`` — CPython delegates in C, and a
+coroutine that returns hands its value over without any exception — and then
+yield ``(DONE, value)``. ``engine.send(coro)`` therefore returns either that
+tuple or, when the coroutine suspended, what it yielded; that engine is then
+dedicated to the coroutine (it becomes the Task's coroutine, through
+:class:`Resume`). Idle engines wait in :data:`ENGINES`, a free list: popping
+and appending are atomic, so nested use (an action running another action
+in-process) and threads each get their own engine. An engine whose coroutine
+raised is finished and simply dropped. Use :func:`start` (or
+:func:`run_eager`); hot paths may inline it (see ``ActionRegistry.process``).
+
+Note: the part of a coroutine that runs eagerly runs in the caller's
+``contextvars`` context, not in a copy as a Task's first step would.
 """
 
 from __future__ import annotations
@@ -30,10 +47,10 @@ from __future__ import annotations
 import inspect
 from asyncio import CancelledError
 from collections.abc import Awaitable, Coroutine, Generator
-from types import CoroutineType, TracebackType
+from types import CoroutineType, TracebackType, coroutine
 from typing import Any, TypeVar
 
-__all__ = ["Resume", "resume", "run_eager"]
+__all__ = ["DONE", "ENGINES", "EngineResume", "Resume", "new_engine", "resume", "run_eager", "start"]
 
 T = TypeVar("T")
 
@@ -61,7 +78,7 @@ class Resume(Coroutine[Any, Any, Any]):
             return first
         return self._coro.send(value)
 
-    def throw(  # type: ignore[override]
+    def throw(
         self,
         typ: type[BaseException] | BaseException,
         val: BaseException | object = None,
@@ -94,7 +111,7 @@ class Resume(Coroutine[Any, Any, Any]):
         self._coro.close()
 
     def __await__(self) -> Generator[Any, Any, Any]:
-        return self  # type: ignore[return-value]
+        return self
 
     def __iter__(self) -> Resume:
         return self
@@ -109,6 +126,73 @@ class Resume(Coroutine[Any, Any, Any]):
 
     def __repr__(self) -> str:
         return f"<Resume {self._coro!r}>"
+
+
+DONE: Any = object()
+"""First item of the tuple the engine yields when a coroutine completed."""
+
+
+class EngineResume(Resume):
+    """A suspended engine generator: like :class:`Resume`, but the engine's
+    final ``(DONE, value)`` becomes the coroutine's return value."""
+
+    __slots__ = ()
+
+    def send(self, value: Any) -> Any:
+        r = Resume.send(self, value)
+        if r.__class__ is tuple and len(r) == 2 and r[0] is DONE:
+            self._coro.close()
+            raise StopIteration(r[1])
+        return r
+
+    def throw(
+        self,
+        typ: type[BaseException] | BaseException,
+        val: BaseException | object = None,
+        tb: TracebackType | None = None,
+    ) -> Any:
+        r = Resume.throw(self, typ, val, tb)
+        if r.__class__ is tuple and len(r) == 2 and r[0] is DONE:
+            self._coro.close()
+            raise StopIteration(r[1])
+        return r
+
+
+@coroutine
+def _engine_gen() -> Generator[Any, Any, Any]:
+    coro = yield
+    while True:
+        coro = yield (DONE, (yield from coro))
+
+
+def new_engine() -> Any:
+    """A fresh engine, ready for ``engine.send(coro)``."""
+    gen = _engine_gen()
+    gen.send(None)
+    return gen
+
+
+ENGINES: list[Any] = []
+"""Idle engines (a free list; it holds at most as many as were ever busy at
+once: the nesting depth times the threads)."""
+
+_pop = ENGINES.pop
+_push = ENGINES.append
+
+
+def start(coro: Coroutine[Any, Any, Any]) -> Any:
+    """Run a native coroutine until it finishes or suspends: ``(DONE, value)``
+    when it finished, else a :class:`Resume` to continue it. Exceptions raised
+    before it suspended propagate."""
+    try:
+        engine = _pop()
+    except IndexError:
+        engine = new_engine()
+    r = engine.send(coro)
+    if r.__class__ is tuple and r and r[0] is DONE:
+        _push(engine)
+        return r
+    return EngineResume(engine, r)
 
 
 def resume(coro: Coroutine[Any, Any, Any], first: Any) -> Resume:
@@ -131,13 +215,12 @@ def run_eager(aw: Awaitable[T]) -> tuple[bool, Any]:
     (futures, objects with ``__await__``).
     """
     if aw.__class__ is CoroutineType:
-        coro: Coroutine[Any, Any, Any] = aw  # type: ignore[assignment]
+        coro: Coroutine[Any, Any, Any] = aw
     elif inspect.isawaitable(aw):
         coro = _await(aw)
     else:
         raise TypeError(f"run_eager() needs an awaitable, got {type(aw).__name__}")
-    try:
-        first = coro.send(None)
-    except StopIteration as stop:
-        return True, stop.value
-    return False, Resume(coro, first)
+    r = start(coro)
+    if r.__class__ is tuple:
+        return True, r[1]
+    return False, r

@@ -87,22 +87,25 @@ class TestApi:
         return f"<TestApi {self.project_dir}>"
 
 
-def make_test_api(
-    project_dir: Path | str | None = None, config_overrides: Mapping[str, Any] | None = None
-) -> TestApi:
+def make_test_api(project_dir: Path | str | None = None, config_overrides: Mapping[str, Any] | None = None) -> TestApi:
     """A minimal api for running actions in-process. Config comes from
     ``hero_fast.config.load_config`` when that module exists (else a minimal
     one: ``general.simultaneousActions=5``, ``general.apiVersion="0.0.1"``),
-    with ``config_overrides`` deep-merged on top. When ``project_dir`` has an
-    ``actions/`` folder, its actions are loaded."""
+    with ``config_overrides`` deep-merged on top. With a ``project_dir``, the
+    actions in its action folders (``general.paths.action``, default
+    ``actions/``) are loaded."""
     pdir = Path(project_dir) if project_dir is not None else Path.cwd()
     config = _load_config(Path(project_dir) if project_dir is not None else None, config_overrides)
     general = config.setdefault("general", {})
     general.setdefault("simultaneousActions", 5)
     general.setdefault("apiVersion", "0.0.1")
     api = TestApi(config, pdir)
-    if project_dir is not None and (pdir / "actions").is_dir():
-        api.actions.load_folder(pdir / "actions")
+    if project_dir is not None:
+        paths = general.get("paths")
+        folders = paths.get("action") if isinstance(paths, dict) else None
+        for folder in folders if isinstance(folders, list) else ["actions"]:
+            if (pdir / folder).is_dir():
+                api.actions.load_folder(pdir / folder)
     return api
 
 
@@ -124,6 +127,7 @@ async def run_action_result(
     result = api.actions.process(conn, request)
     if not isinstance(result, ActionResult):
         result = await result
+    assert isinstance(result, ActionResult)
     return result
 
 

@@ -148,7 +148,7 @@ async def test_cancelled_before_the_task_ever_ran() -> None:
             seen.append("cancelled")
             raise
 
-    done, aw = run_eager(waits())
+    _, aw = run_eager(waits())
     task = loop.create_task(aw)
     task.cancel()  # before its first step
     with pytest.raises(asyncio.CancelledError):
@@ -168,7 +168,7 @@ async def test_coroutine_may_swallow_cancellation_and_return() -> None:
             return "cleaned up"
         return "normal"
 
-    done, aw = run_eager(stubborn())
+    _, aw = run_eager(stubborn())
     task = loop.create_task(aw)
     await asyncio.sleep(0)
     task.cancel()
@@ -184,7 +184,7 @@ async def test_cancellation_while_suspended_on_sleep() -> None:
         finally:
             seen.append("finally")
 
-    done, aw = run_eager(sleeper())
+    _, aw = run_eager(sleeper())
     task = asyncio.get_running_loop().create_task(aw)
     await asyncio.sleep(0)
     task.cancel()
@@ -214,7 +214,7 @@ async def test_wait_for_timeout_cancels_the_coroutine() -> None:
             seen.append("cancelled")
             raise
 
-    done, aw = run_eager(slow())
+    _, aw = run_eager(slow())
     with pytest.raises(asyncio.TimeoutError):
         await asyncio.wait_for(aw, 0.01)
     assert seen == ["cancelled"]
@@ -278,7 +278,7 @@ def test_three_argument_throw_is_normalised() -> None:
             return f"got {exc}"
         return "no"
 
-    done, aw = run_eager(catcher())
+    _, aw = run_eager(catcher())
     aw.send(None)  # the first step re-yields the None
     with pytest.raises(StopIteration) as stop:
         aw.throw(ValueError, ValueError("boom"), None)
@@ -293,7 +293,7 @@ def test_first_send_must_be_none() -> None:
     async def c() -> None:
         await suspend()
 
-    done, aw = run_eager(c())
+    _, aw = run_eager(c())
     with pytest.raises(TypeError):
         aw.send(1)
     aw.close()
@@ -373,3 +373,135 @@ def test_same_outcome_as_a_plain_task(ops: list[tuple[Any, ...]]) -> None:
     assert plain == eager
     suspends = any(op[0] != "sync" for op in ops)
     assert done is (not suspends)
+
+
+# ---------------------------------------------------------------- the engine
+
+
+def test_engine_survives_exceptions() -> None:
+    async def boom() -> None:
+        raise ValueError("first")
+
+    for _ in range(3):
+        with pytest.raises(ValueError, match="first"):
+            run_eager(boom())
+        assert run_eager(returns(5)) == (True, 5)
+
+
+def test_coroutine_returning_a_tuple_or_yielding_odd_values() -> None:
+    assert run_eager(returns((1, 2))) == (True, (1, 2))
+    assert run_eager(returns(())) == (True, ())
+
+    @types.coroutine
+    def odd(value: Any) -> Any:
+        return (yield value)
+
+    async def yields(value: Any) -> Any:
+        return await odd(value)
+
+    for value in ((), (1, 2), ("x",), None, 0):
+        done, aw = run_eager(yields(value))
+        assert done is False
+        assert aw.send(None) == value
+        with pytest.raises(StopIteration) as stop:
+            aw.send("answer")
+        assert stop.value.value == "answer"
+
+
+def test_reentrant_use_from_inside_an_eager_coroutine() -> None:
+    async def inner(x: int) -> int:
+        return x + 1
+
+    async def outer() -> list[Any]:
+        # runs inside an engine; the nested calls take other engines from the pool
+        a = run_eager(inner(1))
+        b = run_eager(nested_no_wait())
+        return [a, b]
+
+    assert run_eager(outer()) == (True, [(True, 2), (True, 3)])
+
+
+async def test_reentrant_suspending_and_failing_inner() -> None:
+    async def inner_suspends() -> str:
+        await asyncio.sleep(0.001)
+        return "inner done"
+
+    async def inner_fails() -> None:
+        raise LookupError("inner")
+
+    async def outer() -> Any:
+        done, aw = run_eager(inner_suspends())
+        assert not done
+        with pytest.raises(LookupError):
+            run_eager(inner_fails())
+        return aw
+
+    done, aw = run_eager(outer())
+    assert done
+    assert await asyncio.get_running_loop().create_task(aw) == "inner done"
+    assert run_eager(returns(1)) == (True, 1)  # the engine is fine afterwards
+
+
+async def test_many_suspended_at_once_each_get_their_own_engine() -> None:
+    loop = asyncio.get_running_loop()
+    futs = [loop.create_future() for _ in range(20)]
+
+    async def waits(i: int) -> int:
+        return await futs[i] * 10
+
+    resumed = []
+    for i in range(20):
+        done, aw = run_eager(waits(i))
+        assert not done
+        resumed.append(loop.create_task(aw))
+        assert run_eager(returns(i)) == (True, i)  # the fresh engine works meanwhile
+    for i, f in reversed(list(enumerate(futs))):
+        f.set_result(i)
+    assert await asyncio.gather(*resumed) == [i * 10 for i in range(20)]
+
+
+def test_threads_share_the_engine_safely() -> None:
+    import threading
+
+    errors: list[BaseException] = []
+
+    async def work(i: int) -> int:
+        for _ in range(3):
+            await returns(None)
+        return i
+
+    def loop_in_thread(base: int) -> None:
+        try:
+            for i in range(3000):
+                assert run_eager(work(base + i)) == (True, base + i)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=loop_in_thread, args=(k * 10_000,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
+async def test_cancel_a_reentrant_fallback_resume() -> None:
+    seen: list[str] = []
+
+    async def inner() -> None:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            seen.append("inner cancelled")
+            raise
+
+    async def outer() -> Any:
+        return run_eager(inner())[1]
+
+    _, aw = run_eager(outer())
+    task = asyncio.get_running_loop().create_task(aw)
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert seen == ["inner cancelled"]

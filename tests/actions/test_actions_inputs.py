@@ -6,14 +6,16 @@ import asyncio
 from typing import Any
 
 import pytest
+from _actions_support import settle
 
 from hero_fast.actions import Action, ActionError, ActionResult, Input
 
-from _actions_support import settle
-
 
 def make(registry: Any, inputs: dict[str, Any], name: str = "a") -> type[Action]:
-    cls = type(name.title(), (Action,), {"name": name, "inputs": inputs, "run": lambda self, data: {"params": dict(data.params)}})
+    def run(self: Any, data: Any) -> Any:
+        return {"params": dict(data.params)}
+
+    cls = type(name.title(), (Action,), {"name": name, "inputs": inputs, "run": run})
     registry.register(cls)
     return cls
 

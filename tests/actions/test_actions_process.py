@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from _actions_support import TaskCounter, settle
 
-from hero_fast.actions import Action, ActionError, ActionResult, ActionRegistry, Input
+from hero_fast.actions import Action, ActionError, ActionRegistry, ActionResult, Input
 from hero_fast.testing import make_test_api, make_test_connection
 
 
@@ -421,3 +421,73 @@ def test_data_object(registry: ActionRegistry, conn: Any) -> None:
     assert seen["connection"] is conn
     assert seen["params"] == {"action": "inspect", "apiVersion": 1, "a": 1}
     assert seen["api"] is conn.api
+
+
+async def test_an_action_may_run_other_actions_in_process(registry: ActionRegistry, api: Any, conn: Any) -> None:
+    from hero_fast.testing import run_action
+
+    class Leaf(Action):
+        name = "leaf"
+        inputs = {"wait": Input(default=False)}
+
+        async def run(self, data: Any) -> Any:
+            if data.params["wait"]:
+                await asyncio.sleep(0.001)
+            return {"leaf": True}
+
+    class Composite(Action):
+        name = "composite"
+
+        async def run(self, data: Any) -> Any:
+            fast = await run_action(api, "leaf")
+            slow = await run_action(api, "leaf", {"wait": True})
+            return {"fast": fast, "slow": slow}
+
+    registry.register(Leaf)
+    registry.register(Composite)
+    r = await settle(registry.process(conn, {"action": "composite"}))
+    assert r.response == {"fast": {"leaf": True}, "slow": {"leaf": True}}
+    assert conn.pending_actions == 0
+    again = registry.process(conn, {"action": "leaf"})
+    assert isinstance(again, ActionResult) and again.response == {"leaf": True}
+
+
+async def test_task_creation_failure_is_an_error_response(reg: ActionRegistry, conn: Any) -> None:
+    loop = asyncio.get_running_loop()
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("loop is closing")
+
+    loop.create_task = refuse  # type: ignore[method-assign]
+    try:
+        r = reg.process(conn, {"action": "sleeps", "t": 0.01})
+    finally:
+        del loop.create_task
+    assert isinstance(r, ActionResult)
+    assert (r.status, r.response) == (500, {"error": "loop is closing"})
+    assert conn.pending_actions == 0
+    import gc
+
+    gc.collect()
+    assert conn.pending_actions == 0  # not released a second time
+
+
+async def test_config_changes_apply_at_once(reg: ActionRegistry, api: Any, conn: Any) -> None:
+    api.config["general"]["simultaneousActions"] = 1
+    first = reg.process(conn, {"action": "sleeps"})
+    second = reg.process(conn, {"action": "syncEcho"})
+    assert isinstance(second, ActionResult) and second.status == 429
+    await settle(first)
+
+
+def test_registry_made_before_the_api_has_config(conn: Any) -> None:
+    class LateApi:
+        pass
+
+    late = LateApi()
+    registry = ActionRegistry(late)
+    registry.load_builtins()
+    assert registry.simultaneous_actions == 5
+    late.config = {"general": {"simultaneousActions": 0}}  # type: ignore[attr-defined]
+    r = registry.process(conn, {"action": "status"})
+    assert isinstance(r, ActionResult) and r.status == 429

@@ -347,3 +347,62 @@ def test_registry_without_config_defaults_to_five(conn: Any) -> None:
     assert len(registry) == 2
     assert [a.name for a in registry] == ["documentation", "status"]
     assert registry.names() == ["documentation", "status"]
+
+
+def test_load_folder_relative_imports_and_packages(registry: ActionRegistry, conn: Any, tmp_path: Path) -> None:
+    write(tmp_path / "_shared.py", "GREETING = 'hi'\nCOUNT = [0]\nCOUNT[0] += 1\n")
+    write(
+        tmp_path / "greet.py",
+        """
+        from hero_fast.actions import Action
+        from ._shared import GREETING, COUNT
+
+        class Greet(Action):
+            name = "greet"
+            def run(self, data):
+                return {"greeting": GREETING, "imports": COUNT[0]}
+        """,
+    )
+    write(tmp_path / "admin" / "__init__.py", "PREFIX = 'admin:'\n")
+    write(
+        tmp_path / "admin" / "tools.py",
+        """
+        from hero_fast.actions import Action
+        from . import PREFIX
+        from .._shared import GREETING
+
+        class Tool(Action):
+            name = "adminTool"
+            def run(self, data):
+                return {"x": PREFIX + GREETING}
+        """,
+    )
+    assert registry.load_folder(tmp_path) == 2
+    r = registry.process(conn, {"action": "greet"})
+    assert isinstance(r, ActionResult)
+    assert r.response == {"greeting": "hi", "imports": 1}  # _shared.py ran once
+    r = registry.process(conn, {"action": "adminTool"})
+    assert isinstance(r, ActionResult) and r.response == {"x": "admin:hi"}
+
+
+def test_load_folder_imports_afresh(api: Any, tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "v.py",
+        """
+        from hero_fast.actions import Action
+        class V(Action):
+            name = "v"
+            def run(self, data):
+                return {"v": 1}
+        """,
+    )
+    first = ActionRegistry(api)
+    assert first.load_folder(tmp_path) == 1
+    path.write_text(path.read_text().replace('{"v": 1}', '{"v": 22}'))
+    import os
+
+    os.utime(path, (1, 1))  # make sure no stale bytecode is used
+    second = ActionRegistry(api)
+    assert second.load_folder(tmp_path) == 1
+    assert type(first.get("v")).run(None, None) == {"v": 1}  # type: ignore[arg-type]
+    assert type(second.get("v")).run(None, None) == {"v": 22}  # type: ignore[arg-type]

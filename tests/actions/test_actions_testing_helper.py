@@ -106,3 +106,16 @@ async def test_works_without_the_config_module(monkeypatch: Any) -> None:
     }
     api.actions.register(Greet)
     assert await run_action(api, "greet", {"who": "a"}) == {"greeting": "hello a", "conn": "testing"}
+
+
+async def test_make_test_api_uses_the_configured_action_folders(tmp_path: Path) -> None:
+    (tmp_path / "acts").mkdir()
+    (tmp_path / "acts" / "p.py").write_text(
+        "from hero_fast.actions import Action\n"
+        "class P(Action):\n"
+        "    name = 'p'\n"
+        "    def run(self, data):\n"
+        "        return {'p': 1}\n"
+    )
+    api = make_test_api(project_dir=tmp_path, config_overrides={"general": {"paths": {"action": ["acts"]}}})
+    assert await run_action(api, "p") == {"p": 1}

@@ -88,8 +88,7 @@ class Input:
             unknown = set(spec) - _INPUT_KEYS
             if unknown:
                 raise TypeError(
-                    f"{where}: unknown input option(s) {sorted(map(str, unknown))}; "
-                    f"allowed: {sorted(_INPUT_KEYS)}"
+                    f"{where}: unknown input option(s) {sorted(map(str, unknown))}; allowed: {sorted(_INPUT_KEYS)}"
                 )
             return cls(**spec)
         raise TypeError(f"{where}: an input must be an Input or a dict, not {type(spec).__name__}")
@@ -208,10 +207,7 @@ class ActionMiddleware:
             raise TypeError("an action middleware needs a non-empty name")
 
     def __repr__(self) -> str:
-        return (
-            f"<ActionMiddleware {self.name!r} priority={self.priority}"
-            f"{' global' if self.global_ else ''}>"
-        )
+        return f"<ActionMiddleware {self.name!r} priority={self.priority}{' global' if self.global_ else ''}>"
 
 
 class ActionResult:
@@ -269,9 +265,12 @@ class ActionData(ActionResult):
 
     __slots__ = ("_released", "_session", "action_template", "connection", "to_process")
 
-    def __init__(
-        self, connection: Connection, action_template: Action, action: str, params: dict[str, Any]
-    ) -> None:
+    params: dict[str, Any]
+    action: str
+    _released: bool
+    _session: Any
+
+    def __init__(self, connection: Connection, action_template: Action, action: str, params: dict[str, Any]) -> None:
         self.connection = connection
         self.action_template = action_template
         self.action = action
@@ -285,7 +284,7 @@ class ActionData(ActionResult):
         try:
             return self._session  # type: ignore[no-any-return]
         except AttributeError:
-            self._session: Any = {}
+            self._session = {}
             return self._session  # type: ignore[no-any-return]
 
     @session.setter

@@ -29,7 +29,10 @@ from pathlib import Path
 from types import CoroutineType, ModuleType
 from typing import TYPE_CHECKING, Any
 
-from hero_fast._eager import Resume, run_eager
+from hero_fast._eager import DONE as _DONE
+from hero_fast._eager import ENGINES as _ENGINES
+from hero_fast._eager import EngineResume, Resume, new_engine, run_eager
+from hero_fast._eager import start as _start
 from hero_fast.actions.action import (
     MISSING,
     Action,
@@ -51,6 +54,9 @@ TOO_MANY = "you have too many pending requests"
 UNKNOWN = "unknown action or invalid apiVersion"
 
 _perf = time.perf_counter
+_new = object.__new__
+_pop_engine = _ENGINES.pop
+_push_engine = _ENGINES.append
 _isawaitable = inspect.isawaitable
 _Coro = CoroutineType
 
@@ -407,12 +413,13 @@ class ActionRegistry:
     # ------------------------------------------------------------ config
 
     def _resolve_config(self) -> dict[str, Any]:
+        """``api.config["general"]`` (kept, and read on every request, so
+        changes to it apply at once); a default while the api has no config
+        yet."""
         config = getattr(self.api, "config", None)
-        general = None
-        if isinstance(config, dict):
-            general = config.get("general")
+        general = config.get("general") if isinstance(config, dict) else None
         if not isinstance(general, dict):
-            general = {"simultaneousActions": 5}
+            return {"simultaneousActions": 5}
         self._general = general
         return general
 
@@ -442,8 +449,7 @@ class ActionRegistry:
         if existing is not None and not existing.builtin:
             if not _builtin:
                 raise ValueError(
-                    f"action {entry.name!r} version {entry.version!r} is already registered"
-                    f" (by {existing.source})"
+                    f"action {entry.name!r} version {entry.version!r} is already registered (by {existing.source})"
                 )
             return action  # a user action overrides the built-in one
         versions[entry.key] = entry
@@ -609,7 +615,11 @@ class ActionRegistry:
         without a ``name`` — intermediate bases — are skipped). Returns how
         many actions were registered. Nothing is registered when a file fails
         to import or an action in it is invalid: :class:`ActionLoadError`,
-        whose message names the file."""
+        whose message names the file.
+
+        The folder is imported as a package (under a private name), so its
+        files can share code with relative imports (``from .util import x``);
+        a subfolder is a subpackage. Every call imports the files afresh."""
         folder = Path(path)
         if not folder.is_dir():
             raise ActionLoadError(f"{folder}: not a directory")
@@ -617,14 +627,10 @@ class ActionRegistry:
             p
             for p in folder.rglob("*.py")
             if p.is_file()
-            and not any(
-                part.startswith(".") or part == "__pycache__" for part in p.relative_to(folder).parts[:-1]
-            )
+            and not any(part.startswith(".") or part == "__pycache__" for part in p.relative_to(folder).parts[:-1])
         )
-        tag = hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:10]
         found: list[tuple[Path, type[Action]]] = []
-        for file in files:
-            module = _import_file(file, folder, tag)
+        for file, module in _import_folder(folder, files):
             for obj in list(vars(module).values()):
                 if (
                     isinstance(obj, type)
@@ -758,7 +764,14 @@ class ActionRegistry:
 
         connection.pending_actions += 1
         pre = entry.pre
-        data = ActionData(connection, entry.action, entry.name, dict(params) if pre else params)
+        data = _new(ActionData)  # what ActionData.__init__ does, minus a call
+        data.connection = connection
+        data.action_template = entry.action
+        data.action = entry.name
+        data.params = dict(params) if pre else params
+        data.response = {}
+        data.status = 200
+        data.to_process = True
         # The steps, run now; an awaitable a step returns is run eagerly and
         # only when it suspends does the rest go to a Task (_schedule), at
         # step index ``i`` of entry.steps (pre..., inputs, run, post...).
@@ -770,22 +783,23 @@ class ActionRegistry:
                     r = fn(data)
                     if r is not None:
                         if r.__class__ is _Coro:
-                            try:
-                                first = r.send(None)
-                            except StopIteration:
-                                pass
-                            else:
-                                return self._schedule(data, entry, i, Resume(r, first), t0)
+                            r = _start(r)
+                            if r.__class__ is not tuple:
+                                return self._schedule(data, entry, i, r, t0)
                         elif _isawaitable(r):
                             done, r = run_eager(r)
                             if not done:
                                 return self._schedule(data, entry, i, r, t0)
             i += 1
-            r = entry.inputs(data)
-            if r is not None:  # async inputs (a coroutine)
-                done, r = run_eager(r)
-                if not done:
-                    return self._schedule(data, entry, i, r, t0)
+            if entry.plan:
+                r = entry.inputs(data)
+                if r is not None:  # async inputs (a coroutine)
+                    done, r = run_eager(r)
+                    if not done:
+                        return self._schedule(data, entry, i, r, t0)
+            else:  # no inputs: only action and apiVersion are kept
+                given = data.params.get("apiVersion")
+                data.params = {"action": entry.name, "apiVersion": entry.version if given is None else given}
             if data.to_process:
                 i += 1
                 r = entry.run(data)
@@ -793,14 +807,19 @@ class ActionRegistry:
                     if r.__class__ is dict:
                         data.response.update(r)
                     elif r.__class__ is _Coro:
+                        # _eager.start() inlined (engines: see hero_fast._eager)
                         try:
-                            first = r.send(None)
-                        except StopIteration as stop:
-                            r = stop.value
-                            if r.__class__ is dict or isinstance(r, dict):
+                            engine = _pop_engine()
+                        except IndexError:
+                            engine = new_engine()
+                        y = engine.send(r)
+                        if y.__class__ is tuple and y and y[0] is _DONE:
+                            _push_engine(engine)
+                            r = y[1]
+                            if r is not None and (r.__class__ is dict or isinstance(r, dict)):
                                 data.response.update(r)
                         else:
-                            return self._schedule(data, entry, i, Resume(r, first), t0)
+                            return self._schedule(data, entry, i, EngineResume(engine, y), t0)
                     elif _isawaitable(r):
                         done, r = run_eager(r)
                         if not done:
@@ -816,12 +835,9 @@ class ActionRegistry:
                         r = fn(data)
                         if r is not None:
                             if r.__class__ is _Coro:
-                                try:
-                                    first = r.send(None)
-                                except StopIteration:
-                                    pass
-                                else:
-                                    return self._schedule(data, entry, i, Resume(r, first), t0)
+                                r = _start(r)
+                                if r.__class__ is not tuple:
+                                    return self._schedule(data, entry, i, r, t0)
                             elif _isawaitable(r):
                                 done, r = run_eager(r)
                                 if not done:
@@ -853,7 +869,12 @@ class ActionRegistry:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return coro  # type: ignore[no-any-return]  # no loop (a sync caller): the caller drives it
-        task = loop.create_task(coro)
+        try:
+            task = loop.create_task(coro)
+        except BaseException:  # e.g. a closed loop: process() reports it and releases the slot
+            data._released = True
+            fin.close()
+            raise
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
@@ -954,23 +975,80 @@ def _declares_name(cls: type) -> bool:
     return False
 
 
-def _import_file(file: Path, folder: Path, tag: str) -> ModuleType:
-    rel = file.relative_to(folder).with_suffix("")
-    safe = "_".join("".join(c if c.isalnum() else "_" for c in part) for part in rel.parts)
-    modname = f"_hero_fast_actions_{tag}_{safe}"
-    spec = importlib.util.spec_from_file_location(modname, file)
+def _ident(name: str) -> str:
+    if name.isidentifier():
+        return name
+    return "_" + "".join(c if c.isalnum() else "_" for c in name)
+
+
+def _exec_module(name: str, file: Path, package_dir: Path | None = None) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        name, file, submodule_search_locations=None if package_dir is None else [str(package_dir)]
+    )
     if spec is None or spec.loader is None:
         raise ActionLoadError(f"{file}: cannot be imported")
     module = importlib.util.module_from_spec(spec)
-    sys.modules[modname] = module
+    sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
     except BaseException as exc:
-        sys.modules.pop(modname, None)
+        sys.modules.pop(name, None)
         if not isinstance(exc, Exception):
             raise
         raise ActionLoadError(f"{file}: {type(exc).__name__}: {exc}") from exc
     return module
+
+
+def _package(name: str, directory: Path) -> ModuleType:
+    """The package module ``name`` for ``directory`` (its ``__init__.py`` when
+    it has one), created (and attached to its parent) if not imported yet."""
+    module = sys.modules.get(name)
+    if module is not None:
+        return module
+    init = directory / "__init__.py"
+    if init.is_file():
+        module = _exec_module(name, init, directory)
+    else:
+        module = ModuleType(name)
+        module.__path__ = [str(directory)]
+        module.__package__ = name
+        sys.modules[name] = module
+    parent, _, child = name.rpartition(".")
+    if parent and parent in sys.modules:
+        setattr(sys.modules[parent], child, module)
+    return module
+
+
+def _import_folder(folder: Path, files: list[Path]) -> list[tuple[Path, ModuleType]]:
+    """Import ``files`` (all under ``folder``) as modules of a private package
+    rooted at ``folder``; a fresh import each call."""
+    root = "_hero_fast_actions_" + hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:12]
+    for name in [n for n in sys.modules if n == root or n.startswith(root + ".")]:
+        del sys.modules[name]
+    importlib.invalidate_caches()
+    _package(root, folder)
+    out: list[tuple[Path, ModuleType]] = []
+    for file in files:
+        rel = file.relative_to(folder)
+        package = root
+        directory = folder
+        for part in rel.parts[:-1]:
+            package = f"{package}.{_ident(part)}"
+            directory = directory / part
+            _package(package, directory)
+        if file.name == "__init__.py":
+            module = sys.modules[package]
+        else:
+            name = f"{package}.{_ident(file.stem)}"
+            seen = sys.modules.get(name)  # already imported by a sibling's relative import?
+            mfile = getattr(seen, "__file__", None)
+            if seen is not None and mfile and Path(mfile).resolve() == file.resolve():
+                module = seen
+            else:
+                module = _exec_module(name, file)
+                setattr(sys.modules[package], name.rpartition(".")[2], module)
+        out.append((file, module))
+    return out
 
 
 def _json_safe(value: Any) -> Any:
@@ -996,8 +1074,6 @@ def _input_doc(inp: Input) -> dict[str, Any]:
 def _copy_doc(doc: dict[str, Any]) -> dict[str, Any]:
     # two levels of dicts so callers can't corrupt the cache by mutating it
     return {
-        name: {
-            v: {**info, "inputs": {k: dict(i) for k, i in info["inputs"].items()}} for v, info in versions.items()
-        }
+        name: {v: {**info, "inputs": {k: dict(i) for k, i in info["inputs"].items()}} for v, info in versions.items()}
         for name, versions in doc.items()
     }
