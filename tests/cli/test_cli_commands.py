@@ -119,24 +119,17 @@ def test_new_config_is_loaded_by_load_config(tmp_path):
     assert sources["general.developmentMode"] == "default"
 
 
-def test_new_chat_page_speaks_the_protocol(tmp_path):
+def test_new_chat_page_uses_the_generated_client(tmp_path):
     target = tmp_path / "demo"
     scaffold(target)
     page = (target / "public" / "index.html").read_text()
     for needle in (
-        '"/primus"',
-        'location.protocol === "https:" ? "wss://" : "ws://"',  # ws(s)://<host>/primus
-        "msg.welcome",  # welcome message
-        'event: "roomAdd", room: ROOM',
+        "/javascript/actionheroClient.js",  # written by the server at boot
+        "new ActionheroClient(",
         'const ROOM = "defaultRoom"',
-        'event: "say"',
-        'msg.context === "user"',  # chat messages
-        'msg.context === "response"',
-        "messageId",  # request/response matching
+        "client.roomAdd(ROOM)",
+        "client.say(ROOM",
         'fetch("/api/status")',  # the status action over HTTP
-        "primus::ping::",
-        "primus::pong::",
-        "primus::server::close",
     ):
         assert needle in page, needle
     assert "innerHTML" not in page  # messages are rendered as text
@@ -195,25 +188,6 @@ def test_workers_without_redis_exits_2_with_a_clear_message(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--workers 2 needs a Redis URL" in err
     assert "--redis-url" in err and "HERO_FAST_REDIS_URL" in err
-
-
-def test_workers_with_redis_is_not_implemented_yet(tmp_path, capsys, monkeypatch):
-    assert (
-        main(["serve", "--project", str(tmp_path), "--workers", "2", "--redis-url", "redis://127.0.0.1/0"])
-        == 2
-    )
-    assert "not implemented yet" in capsys.readouterr().err
-    monkeypatch.setenv("HERO_FAST_REDIS_URL", "redis://127.0.0.1/0")
-    assert main(["serve", "--project", str(tmp_path), "--workers", "3"]) == 2
-    assert "not implemented yet" in capsys.readouterr().err
-
-
-def test_workers_sees_a_redis_url_from_the_project_config(tmp_path, capsys):
-    (tmp_path / "config").mkdir()
-    (tmp_path / "config" / "cluster.py").write_text('DEFAULT = {"redis_url": "redis://10.0.0.5:6379/0"}')
-    assert main(["serve", "--project", str(tmp_path), "--workers", "2"]) == 2
-    err = capsys.readouterr().err
-    assert "not implemented yet" in err and "needs a Redis URL" not in err
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,6 @@ try:
 except ImportError as exc:  # pragma: no cover - while the package is being assembled
     pytestmark = pytest.mark.skip(reason=f"hero_fast.app is not importable yet: {exc}")
 
-HARNESS = Path(__file__).with_name("chat_page_harness.js")
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 20.0
 
@@ -183,41 +182,6 @@ def _next(ws: Any, match: Any, timeout: float = 5.0) -> dict[str, Any]:
         message = json.loads(ws.recv(timeout=max(0.01, deadline - time.monotonic())))
         if isinstance(message, dict) and match(message):
             return message
-
-
-def _node_with_websocket() -> list[str] | None:
-    node = shutil.which("node")
-    if node is None:
-        return None
-    for flags in ([], ["--experimental-websocket"]):
-        check = "process.exit(typeof WebSocket === 'function' ? 0 : 1)"
-        result = subprocess.run([node, *flags, "-e", check], capture_output=True, timeout=30)
-        if result.returncode == 0:
-            return [node, *flags]
-    return None
-
-
-@pytest.mark.slow
-def test_the_chat_page_script_works_against_the_server(tmp_path, project):
-    """The scaffolded page's own JavaScript (under Node, with a stand-in DOM): welcome,
-    roomAdd defaultRoom, say and see the message come back, fetch /api/status, an action
-    over the WebSocket, roomView."""
-    node = _node_with_websocket()
-    if node is None:
-        pytest.skip("needs Node.js with a global WebSocket (>= 20.10)")
-    port = free_port()
-    with serving(tmp_path, ["--project", str(project), "--port", str(port)], port=port) as server:
-        server.wait_ready()
-        page = project / "public" / "index.html"
-        result = subprocess.run(
-            [*node, str(HARNESS), str(page), str(port)], capture_output=True, text=True, timeout=30
-        )
-        assert result.returncode == 0, f"{result.stdout}\n{result.stderr}\n{server.output()}"
-        report = json.loads(result.stdout.strip().splitlines()[-1])
-        assert report["ok"] and report["state"] == "connected"
-        assert "Hello! Welcome to demo" in report["log"]
-        assert report["status"]["serverInformation"]["serverName"] == "demo"
-        assert server.stop() == 0, server.output()
 
 
 @pytest.mark.slow

@@ -462,9 +462,9 @@ def test_named_env_var_beats_generic_form():
 
 
 def test_env_vars_beat_env_specific_file_sections(tmp_path):
-    write(tmp_path, "web.py", 'production = {"servers": {"web": {"host": "10.0.0.1"}}}')
-    config, sources = load(tmp_path, environ={"HERO_FAST_ENV": "production", "HERO_FAST_HOST": "10.0.0.2"})
-    assert config["servers"]["web"]["host"] == "10.0.0.2"
+    write(tmp_path, "web.py", 'production = {"servers": {"web": {"host": "127.0.0.5"}}}')
+    config, sources = load(tmp_path, environ={"HERO_FAST_ENV": "production", "HERO_FAST_HOST": "127.0.0.6"})
+    assert config["servers"]["web"]["host"] == "127.0.0.6"
     assert sources["servers.web.host"] == "env HERO_FAST_HOST"
 
 
