@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: install test lint typecheck bench-micro bench autobahn clean
+.PHONY: install system-deps test lint typecheck bench-micro bench autobahn clean wheel-check docs fuzz
 
 $(VENV)/.installed: pyproject.toml setup.py $(wildcard src/hero_fast/*.pyx src/hero_fast/*.pxd src/hero_fast/*.h)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,7 +14,20 @@ $(VENV)/.installed: pyproject.toml setup.py $(wildcard src/hero_fast/*.pyx src/h
 
 install: $(VENV)/.installed
 
-test: install
+# What the tests need from the OS: Debian's chromium (browser tests, driven by the
+# playwright package, which never downloads a browser), zlib headers (permessage-deflate)
+# and redis-server (cluster tests start their own next to the machine's one).
+system-deps:
+	@missing=""; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	test -f /usr/include/zlib.h || missing="$$missing zlib1g-dev"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+test: system-deps install
 	$(PY) -m pytest -q
 
 lint: install
@@ -26,9 +39,21 @@ bench-micro: install
 	$(PIP) install -q websockets
 	$(PY) -m pytest bench/micro --benchmark-only --benchmark-columns=median,ops -q
 
+# a longer fuzzing run (`make test` runs a short one): HERO_FAST_FUZZ_EXAMPLES examples per harness
+fuzz: install
+	HERO_FAST_FUZZ_EXAMPLES=$${HERO_FAST_FUZZ_EXAMPLES:-5000} $(PY) -m pytest -q tests/fuzz tests/core/test_fuzz_parser.py
+
 autobahn: install
 	bash conformance/autobahn/setup.sh
 	bash conformance/autobahn/run.sh
+
+# sdist -> wheel from the sdist -> auditwheel -> fresh venv without a compiler -> tests + serve
+wheel-check:
+	bash scripts/wheel_check.sh
+
+# regenerate the configuration reference (tests/ops fails when it drifts)
+docs: install
+	$(PY) -m hero_fast.config --markdown > docs/configuration.md
 
 clean:
 	rm -rf build dist src/*.egg-info src/hero_fast/*.c src/hero_fast/*.so
