@@ -144,6 +144,10 @@ def _serve_overrides(args: argparse.Namespace) -> dict[str, Any]:
         overrides["servers.web.port"] = args.port
     if args.redis_url is not None:
         overrides["redis_url"] = args.redis_url
+    if args.log_level is not None:
+        overrides["logging.level"] = args.log_level
+    if args.log_json:
+        overrides["logging.json"] = True
     certfile = _file_arg(args.certfile, "--certfile")
     keyfile = _file_arg(args.keyfile, "--keyfile")
     if certfile is not None:
@@ -162,12 +166,11 @@ def _redis_url(project: Path, args: argparse.Namespace, overrides: Mapping[str, 
     return str(url) if url else None
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def _setup_logging(config: Mapping[str, Any]) -> None:
+    from hero_fast.logs import configure_logging
+
+    cfg = config.get("logging") or {}
+    configure_logging(cfg.get("level", "info"), json=bool(cfg.get("json")), redact=cfg.get("redact", ()))
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -185,20 +188,25 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                 "HERO_FAST_REDIS_URL or redis_url in config/): the worker processes share rooms, say and "
                 "connection.send through Redis. Without Redis, run one process (--workers 1)."
             )
-        raise CliError(f"--workers {args.workers} is not implemented yet; run one process per port for now")
+        from hero_fast.cluster.workers import serve_workers
 
-    _setup_logging(args.log_level)
+        return serve_workers(project, args.workers, overrides, env=args.env)
+
+    Api = _api_class()
+    api = Api(project, env=args.env, overrides=overrides)
+    _setup_logging(api.config)
     if not any((project / d).is_dir() for d in ("actions", "config", "public")):
         logging.getLogger("hero_fast").warning(
             "%s has no actions/, config/ or public/ folder: serving the built-in actions only "
             "('hero-fast new DIR' creates a project)",
             project,
         )
+    from hero_fast.cluster import ClusterError
 
-    Api = _api_class()
-    api = Api(project, env=args.env, overrides=overrides)
     try:
-        api.run()
+        api.run(reuse_port=args.reuse_port)
+    except ClusterError as exc:
+        raise CliError(str(exc), 1) from exc
     except OSError as exc:
         web = api.config["servers"]["web"]
         raise CliError(f"cannot serve on {web['host']}:{web['port']}: {exc}", 1) from exc
@@ -293,13 +301,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--redis-url", metavar="URL", help="Redis for several processes or nodes (redis_url)")
     p.add_argument("--workers", type=int, default=1, metavar="N", help="processes to run (N > 1 needs Redis)")
+    p.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)  # set for --workers children
     p.add_argument("--certfile", metavar="FILE", help="TLS certificate chain (PEM): serve https and wss")
     p.add_argument("--keyfile", metavar="FILE", help="TLS private key (PEM), if not in the certfile")
     p.add_argument(
         "--log-level",
-        default="info",
+        default=None,
         choices=["debug", "info", "warning", "error"],
-        help="logging level (default info)",
+        help="logging level (config logging.level; default info)",
+    )
+    p.add_argument(
+        "--log-json", action="store_true", help="log one JSON object per line (config logging.json)"
     )
     p.set_defaults(func=_cmd_serve)
 

@@ -4,6 +4,15 @@ The embedded default keeps rooms in this process. A message for a room is
 JSON-encoded once, framed once, and the same bytes are queued on every member.
 Chat ``say`` middleware runs once per message (not once per receiver, as
 actionhero's ``onSayReceive`` does), which is what lets the fan-out encode once.
+
+With a distributed cluster backend (``redis_url``, see ``hero_fast.cluster``) this
+module still holds the local truth — which of this process's connections are in which
+room — and tells ``api.cluster`` after every change: a ``say`` is delivered to the local
+members first and then published once for the other nodes, each of which encodes and
+frames it once for its own members (``deliver_remote``); say middleware runs only on the
+node the message came from. ``members()``/``view()`` then count every node's members and
+return an awaitable. Room names are shared: ``add``/``destroy`` on one node reach the
+others within milliseconds.
 """
 
 from __future__ import annotations
@@ -53,13 +62,21 @@ class ChatMiddleware:
 
 
 class Room:
-    """A room and its members (connection id → (connection, joined-at ms))."""
+    """A room and its local members (connection id → (connection, joined-at ms))."""
 
-    __slots__ = ("members", "name")
+    __slots__ = ("_sockets", "members", "name")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.members: dict[str, tuple[Connection, int]] = {}
+        self._sockets: list[Any] | None = None
+
+    def sockets(self) -> list[Any]:
+        """The members' WebSocket transports (cached until membership changes)."""
+        socks = self._sockets
+        if socks is None:
+            socks = self._sockets = [c.ws for c, _ in self.members.values() if c.ws is not None]
+        return socks
 
 
 def _now_ms() -> int:
@@ -74,6 +91,14 @@ class ChatRooms:
         self.api = api
         self.rooms: dict[str, Room] = {}
         self._middleware: list[ChatMiddleware] = []
+        cluster = getattr(api, "cluster", None)
+        if cluster is None:
+            from hero_fast.cluster import MemoryBackend
+
+            cluster = MemoryBackend(api)
+        self.cluster = cluster
+        # The distributed backend, or None: the one check the fan-out path makes.
+        self._bus = cluster if cluster.distributed else None
         general = api.config["general"]
         self.max_rooms_per_connection: int = general["maxRoomsPerConnection"]
         self.max_room_name_length: int = general["maxRoomNameLength"]
@@ -90,19 +115,29 @@ class ChatRooms:
         return room
 
     def add(self, room: str) -> None:
+        """Create ``room`` (on every node, with a cluster backend)."""
         self.check_name(room)
         if room in self.rooms:
             raise ChatError("room exists")
         self.rooms[room] = Room(room)
+        self.cluster.room_added(room)
 
     def exists(self, room: str) -> bool:
         return room in self.rooms
 
     def destroy(self, room: str) -> None:
-        """Remove a room; its members are told with an ``alert`` push."""
+        """Remove a room (on every node); its members are told with an ``alert`` push."""
+        if room not in self.rooms:
+            raise ChatError("room does not exist")
+        self.destroy_local(room)
+        self.cluster.room_destroyed(room)
+
+    def destroy_local(self, room: str) -> bool:
+        """Forget ``room`` here and alert its local members (the cluster backend calls
+        this when another node destroyed it). False when it did not exist here."""
         r = self.rooms.pop(room, None)
         if r is None:
-            raise ChatError("room does not exist")
+            return False
         if r.members:
             frame = encode_frame(_TEXT, orjson.dumps(
                 {"message": "this room has been deleted", "room": room, "context": "alert"}))
@@ -110,6 +145,21 @@ class ChatRooms:
                 if room in conn.rooms:
                     conn.rooms.remove(room)
                 conn.send_frame(frame)
+            r.members.clear()
+            r._sockets = None
+        return True
+
+    def add_local(self, room: str) -> bool:
+        """Know ``room`` here without telling other nodes (the cluster backend calls this
+        for rooms made elsewhere). False when the name is refused or already known."""
+        try:
+            self.check_name(room)
+        except ChatError:
+            return False
+        if room in self.rooms:
+            return False
+        self.rooms[room] = Room(room)
+        return True
 
     # -- membership ------------------------------------------------------------
 
@@ -120,7 +170,9 @@ class ChatRooms:
         return r
 
     def add_member(self, conn: Connection, room: str) -> Any:
-        """Join ``room``; returns an awaitable when async join middleware runs."""
+        """Join ``room``; returns an awaitable when async join middleware runs, and with a
+        distributed backend (the join then completes once the room's messages from other
+        nodes reach this one and the membership is visible to them)."""
         r = self._room(room)
         if conn.id in r.members:
             raise ChatError(f"connection already in this room ({room})")
@@ -128,13 +180,25 @@ class ChatRooms:
             raise ChatError(f"connection is already in {self.max_rooms_per_connection} rooms, the most allowed")
         return self._then(self._hooks("join", conn, room), lambda: self._join(conn, r))
 
-    def _join(self, conn: Connection, r: Room) -> bool:
-        if conn.destroyed or r.name not in self.rooms:
+    def _join(self, conn: Connection, r: Room) -> Any:
+        if conn.destroyed or self.rooms.get(r.name) is not r:
             raise ChatError("room does not exist" if not conn.destroyed else "connection is gone")
-        if conn.id not in r.members:
-            r.members[conn.id] = (conn, _now_ms())
-            conn.rooms.append(r.name)
-        return True
+        if conn.id in r.members:
+            return True
+        joined = _now_ms()
+        first = not r.members
+        r.members[conn.id] = (conn, joined)
+        r._sockets = None
+        conn.rooms.append(r.name)
+        pending = self.cluster.member_joined(r.name, conn.id, joined, first)
+        if pending is None:
+            return True
+
+        async def joined_everywhere() -> bool:
+            await pending
+            return True
+
+        return joined_everywhere()
 
     def remove_member(self, conn: Connection, room: str) -> Any:
         r = self._room(room)
@@ -143,10 +207,15 @@ class ChatRooms:
         return self._then(self._hooks("leave", conn, room), lambda: self._leave(conn, r))
 
     def _leave(self, conn: Connection, r: Room) -> bool:
-        r.members.pop(conn.id, None)
+        self._drop(conn.id, r)
         if r.name in conn.rooms:
             conn.rooms.remove(r.name)
         return True
+
+    def _drop(self, connection_id: str, r: Room) -> None:
+        if r.members.pop(connection_id, None) is not None:
+            r._sockets = None
+            self.cluster.member_left(r.name, connection_id, not r.members)
 
     def remove_from_all(self, conn: Connection) -> None:
         """Leave every room at once (disconnect): no middleware can keep a dead
@@ -155,7 +224,7 @@ class ChatRooms:
         for name in rooms:
             r = self.rooms.get(name)
             if r is not None:
-                r.members.pop(conn.id, None)
+                self._drop(conn.id, r)
         for name in rooms:
             try:
                 result = self._hooks("leave", conn, name)
@@ -164,13 +233,36 @@ class ChatRooms:
             except Exception:
                 log.exception("chat leave middleware failed on disconnect")
 
-    def members(self, room: str) -> dict[str, dict[str, Any]]:
+    def members(self, room: str) -> Any:
+        """``{connection id: {"id", "joinedAt"}}`` of every member. With a distributed
+        backend the members of every node are counted and this returns an awaitable
+        of the dict (``inspect.isawaitable`` tells)."""
         r = self._room(room)
-        return {cid: {"id": cid, "joinedAt": joined} for cid, (_, joined) in r.members.items()}
+        local = {cid: {"id": cid, "joinedAt": joined} for cid, (_, joined) in r.members.items()}
+        remote = self.cluster.remote_members(room)
+        if remote is None:
+            return local
 
-    def view(self, room: str) -> dict[str, Any]:
+        async def everywhere() -> dict[str, dict[str, Any]]:
+            for cid, joined in (await remote).items():
+                if cid not in local:
+                    local[cid] = {"id": cid, "joinedAt": joined}
+            return local
+
+        return everywhere()
+
+    def view(self, room: str) -> Any:
+        """The ``roomView`` data: ``{"room", "members", "membersCount"}`` (an awaitable
+        of it with a distributed backend, as for ``members``)."""
         members = self.members(room)
-        return {"room": room, "members": members, "membersCount": len(members)}
+        if not inspect.isawaitable(members):
+            return {"room": room, "members": members, "membersCount": len(members)}
+
+        async def everywhere() -> dict[str, Any]:
+            m = await members
+            return {"room": room, "members": m, "membersCount": len(m)}
+
+        return everywhere()
 
     # -- messages ----------------------------------------------------------------
 
@@ -178,8 +270,10 @@ class ChatRooms:
         """Send ``message`` (any JSON value) to every member of ``room``.
 
         Runs ``say`` middleware once, then encodes and frames once. Returns the
-        number of members it was queued for, or an awaitable of it when async
-        middleware ran.
+        number of local members it was queued for, or an awaitable of it when async
+        middleware ran. With a distributed backend the message is then published once
+        for the other nodes (at-most-once; a payload over the bus cap is refused with
+        ChatError before anyone gets it).
         """
         r = self._room(room)
         payload: dict[str, Any] = {
@@ -194,11 +288,28 @@ class ChatRooms:
         return self._then(self._say_hooks(sender, room, payload), lambda p: self.deliver(r, p), pass_value=True)
 
     def deliver(self, r: Room, payload: dict[str, Any]) -> int:
-        """Encode once, frame once, queue the same bytes on every member."""
-        if not r.members:
+        """Encode once, frame once, queue the same bytes on every local member; then,
+        with a distributed backend, publish the same JSON once for the other nodes."""
+        bus = self._bus
+        if bus is None:
+            if not r.members:
+                return 0
+            return fanout(encode_frame(_TEXT, orjson.dumps(payload)), r.sockets())
+        body = orjson.dumps(payload)
+        if len(body) > bus.max_payload:  # type: ignore[operator]
+            raise ChatError(f"message too large for the cluster bus ({len(body)} bytes; the most is "
+                            f"{bus.max_payload})")
+        n = fanout(encode_frame(_TEXT, body), r.sockets()) if r.members else 0
+        bus.publish_say(r.name, body)
+        return n
+
+    def deliver_remote(self, room: str, payload: dict[str, Any]) -> int:
+        """A chat payload from another node: encode once, frame once, queue on every
+        local member of ``room`` (no middleware: it ran on the node it came from)."""
+        r = self.rooms.get(room)
+        if r is None or not r.members:
             return 0
-        frame = encode_frame(_TEXT, orjson.dumps(payload))
-        return fanout(frame, [c.ws for c, _ in r.members.values() if c.ws is not None])
+        return fanout(encode_frame(_TEXT, orjson.dumps(payload)), r.sockets())
 
     # -- middleware ----------------------------------------------------------------
 
@@ -251,12 +362,16 @@ class ChatRooms:
 
     @staticmethod
     def _then(pending: Any, step: Callable[..., Any], pass_value: bool = False) -> Any:
-        """Run ``step`` after ``pending`` (a value, or an awaitable of one)."""
+        """Run ``step`` after ``pending`` (a value, or an awaitable of one); ``step`` may
+        itself return an awaitable, which the result then waits for."""
         if not inspect.isawaitable(pending):
             return step(pending) if pass_value else step()
 
         async def later() -> Any:
             value = await pending
-            return step(value) if pass_value else step()
+            result = step(value) if pass_value else step()
+            if inspect.isawaitable(result):
+                result = await result
+            return result
 
         return later()

@@ -60,6 +60,45 @@ SPEC: dict[str, Any] = {
         across all of them). Env ``HERO_FAST_REDIS_URL``, CLI ``--redis-url``.""",
         c.any_of(c.nothing, c.string(nonempty=True)),
     ),
+    "cluster": {
+        "prefix": O(
+            "hero-fast:",
+            """Prefix of every Redis key and pub/sub channel the cluster uses, so several
+            hero-fast apps can share one Redis. Pub/sub channels ignore the database number
+            of ``redis_url``, so apps on one Redis need different prefixes even on different
+            databases.""",
+            c.string(),
+        ),
+        "leaseTtl": O(
+            15000,
+            """Milliseconds a node's presence lives in Redis without a refresh (it refreshes
+            every third of it). A node that dies without cleaning up (SIGKILL) has its room
+            members gone from ``roomView`` within this time.""",
+            c.integer(300),
+        ),
+        "probeInterval": O(
+            5000,
+            """Milliseconds between liveness probes: a node publishes to itself through Redis
+            and must receive it before the next probe, else its subscriber is deemed dead and
+            reconnected (members are then told they may have missed messages).""",
+            c.integer(50),
+        ),
+        "maxBusMessage": O(
+            2097152,
+            """Largest message on the cluster bus (bytes). A ``say`` whose payload would be
+            larger is refused; a larger message read from Redis is dropped and counted. Keep
+            it well below Redis's ``client-output-buffer-limit pubsub`` (8 MB soft, 32 MB
+            hard by default), which disconnects a subscriber that falls that far behind.""",
+            c.integer(1024),
+        ),
+        "commandTimeout": O(
+            5, "Seconds to wait for Redis to connect or answer before counting an outage.", c.number(0.1)
+        ),
+        "reconnectMin": O(
+            100, "Milliseconds before the first reconnect attempt after an outage (doubling each time).", _ms
+        ),
+        "reconnectMax": O(5000, "Longest wait between reconnect attempts (milliseconds).", _ms),
+    },
     "general": {
         "serverName": O(
             "hero-fast",
@@ -381,12 +420,140 @@ SPEC: dict[str, Any] = {
                 262144, "Bytes buffered for one connection before its writes pause (back-pressure).", _size
             ),
             "writeBufferLow": O(65536, "Bytes at which a paused connection's writes resume.", _count),
+            "maxSendBuffer": O(
+                1048576,
+                """Bytes queued for one connection while its writes are paused (a client that reads
+                slower than it is sent to). Past it, ``slowConsumer`` applies to each further message,
+                so one slow client never stalls the sender or the others and memory stays bounded.""",
+                _size,
+            ),
+            "slowConsumer": O(
+                "drop",
+                """What happens to a message for a connection whose send buffer is full: ``"drop"``
+                (not queued for that connection; counted) or ``"close"`` (the connection is closed
+                with 1008).""",
+                c.one_of("drop", "close"),
+            ),
+            "perMessageDeflate": {
+                "enabled": O(
+                    True,
+                    """Negotiate permessage-deflate (RFC 7692) with clients that offer it. Incoming
+                    compressed messages are inflated with an output cap of ``maxMessageSize`` (a
+                    decompression bomb closes 1009 after at most that many bytes).""",
+                    c.boolean,
+                ),
+                "serverNoContextTakeover": O(
+                    True,
+                    """Reset the compressor after every message: one process-wide compressor then
+                    serves every connection (a room message is compressed once) and a connection
+                    holds no compressor. False gives each connection that allows it its own
+                    compressor: about 2**(serverMaxWindowBits+2) + 2**(memLevel+9) bytes + 6 KiB
+                    (262 KiB at 15/8).""",
+                    c.boolean,
+                ),
+                "clientNoContextTakeover": O(
+                    True,
+                    """Ask clients to reset their compressor after every message, so a connection's
+                    inflater (about 7 KiB + 2**clientMaxWindowBits bytes) is freed while it is idle.""",
+                    c.boolean,
+                ),
+                "serverMaxWindowBits": O(
+                    15, "LZ77 window (bits) of the compressor, 9-15; lower when a client asks.", c.integer(9, 15)
+                ),
+                "clientMaxWindowBits": O(
+                    12,
+                    """Window (bits, 9-15) asked of clients that offer ``client_max_window_bits``;
+                    bounds the inflater's window (4 KiB at 12). Other clients use 15 (32 KiB).""",
+                    c.integer(9, 15),
+                ),
+                "level": O(6, "zlib compression level of outgoing messages (0-9).", c.integer(0, 9)),
+                "memLevel": O(8, "zlib memLevel of the compressor (1-9): memory against speed.", c.integer(1, 9)),
+                "threshold": O(
+                    128, "Messages shorter than this many bytes are sent uncompressed.", _count
+                ),
+            },
+            "maxConnections": O(
+                10000,
+                """TCP connections (HTTP and WebSocket) at once; one more is answered
+                ``503 too many connections`` and closed. 0: no limit.""",
+                _count,
+            ),
+            "maxConnectionsPerIp": O(
+                0,
+                """Connections at once from one address (→ 503). 0: no limit — the default, because
+                behind a reverse proxy every client has the proxy's address; set it when clients
+                connect directly.""",
+                _count,
+            ),
+            "maxMessagesPerSecond": O(
+                500,
+                """WebSocket messages one connection may send per second (a token bucket holding
+                twice this many); past it the connection is closed with 1008 ``rate limit``.
+                0: no limit.""",
+                c.number(0),
+            ),
+            "maxPingsPerSecond": O(
+                10,
+                """WebSocket pings one connection may send per second (bucket of twice this);
+                past it: close 1008 ``too many pings``. Pings read together get one pong.
+                0: no limit.""",
+                c.number(0),
+            ),
+            "frameTimeout": O(
+                30,
+                """Seconds a WebSocket frame may take to arrive once its first byte did (a large
+                frame trickled in) → close 1008 ``frame read timeout``. 0: no limit.""",
+                _secs,
+            ),
         },
+    },
+    "logging": {
+        "level": O(
+            "info",
+            """Level of the ``hero_fast`` loggers and of the log handler ``hero-fast serve``
+            installs. CLI ``--log-level``.""",
+            c.one_of("debug", "info", "warning", "error"),
+        ),
+        "json": O(
+            False,
+            """Log one JSON object per line (``ts``, ``level``, ``logger``, ``message`` and the
+            record's fields) instead of text. CLI ``--log-json``.""",
+            c.boolean,
+        ),
+        "accessLog": O(
+            True,
+            """One line per WebSocket connection open and close, and one per action with its
+            duration and outcome (logger ``hero_fast.access``, level info).""",
+            c.boolean,
+        ),
+        "redact": O(
+            ["password", "passwd", "secret", "token", "authorization", "cookie", "apikey", "api_key"],
+            """Names of params, query parameters and headers whose values are logged as
+            ``[REDACTED]`` (case-insensitive; a name containing one of these matches). The
+            fingerprint cookie name is always added.""",
+            _str_list,
+        ),
+    },
+    "metrics": {
+        "enabled": O(
+            False,
+            """Serve Prometheus metrics at ``metrics.path`` on the web server's port. Needs
+            ``prometheus_client`` (``pip install 'hero-fast[metrics]'``).""",
+            c.boolean,
+        ),
+        "path": O("/metrics", "URL path of the metrics endpoint.", c.string(prefix="/")),
+        "roomLabelLimit": O(
+            100,
+            """Rooms reported one by one (``hero_fast_chat_room_members{room=...}``); with more
+            rooms only the totals are reported, so the label set stays bounded.""",
+            _count,
+        ),
     },
 }
 
 SECTION_DOCS: dict[str, str] = {
     "": "Top-level keys.",
+    "cluster": "Multi-process / multi-node mode through Redis (used only when ``redis_url`` is set).",
     "general": "Names, limits and paths of the API as a whole.",
     "general.paths": "Project folders, relative to the project dir.",
     "servers.web": "The HTTP server: actions under ``/api``, static files, the fingerprint cookie.",
@@ -399,6 +566,9 @@ SECTION_DOCS: dict[str, str] = {
     "servers.websocket.server": "Options of the server side of the Primus protocol.",
     "servers.websocket.client": "Options baked into the generated browser client.",
     "servers.websocket.client.reconnect": "Reconnect back-off of the browser client.",
+    "servers.websocket.perMessageDeflate": "WebSocket compression (RFC 7692) and what it costs per connection.",
+    "logging": "Log level and format, the access log, and what it never shows.",
+    "metrics": "The Prometheus endpoint (off by default).",
 }
 
 

@@ -526,7 +526,22 @@ def engine_options(config: Mapping[str, Any]) -> Options:
         keepalive_timeout=web["keepAliveTimeout"],
         write_buffer_high=ws["writeBufferHigh"],
         write_buffer_low=ws["writeBufferLow"],
+        max_send_buffer=ws["maxSendBuffer"],
+        slow_consumer=ws["slowConsumer"],
         ping_interval=0,
+        deflate=ws["perMessageDeflate"]["enabled"],
+        deflate_server_no_context_takeover=ws["perMessageDeflate"]["serverNoContextTakeover"],
+        deflate_client_no_context_takeover=ws["perMessageDeflate"]["clientNoContextTakeover"],
+        deflate_server_max_window_bits=ws["perMessageDeflate"]["serverMaxWindowBits"],
+        deflate_client_max_window_bits=ws["perMessageDeflate"]["clientMaxWindowBits"],
+        deflate_level=ws["perMessageDeflate"]["level"],
+        deflate_mem_level=ws["perMessageDeflate"]["memLevel"],
+        deflate_min_size=ws["perMessageDeflate"]["threshold"],
+        max_connections=ws["maxConnections"],
+        max_connections_per_ip=ws["maxConnectionsPerIp"],
+        max_messages_per_second=ws["maxMessagesPerSecond"],
+        max_pings_per_second=ws["maxPingsPerSecond"],
+        frame_timeout=ws["frameTimeout"],
     )
 
 

@@ -8,6 +8,7 @@ and the connection stays open; only protocol violations close it.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import inspect
 import logging
@@ -99,7 +100,8 @@ class WebSocketServer:
         self.welcome_frame = encode_frame(
             _TEXT, orjson.dumps({"welcome": general["welcomeMessage"], "context": "api"}))
         self.sockets: set[WsConnection] = set()
-        self._heartbeat: Any = None
+        self._heartbeat: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.verbs: dict[str, Callable[[Connection, dict[str, Any]], Any]] = {
             "action": self.verb_action,
             "roomAdd": self.verb_room_add,
@@ -117,7 +119,8 @@ class WebSocketServer:
 
     def start_heartbeat(self) -> None:
         if self.heartbeat_interval > 0:
-            self._heartbeat = self.api.loop.call_later(self.heartbeat_interval, self._beat)
+            self._loop = asyncio.get_running_loop()
+            self._heartbeat = self._loop.call_later(self.heartbeat_interval, self._beat)
 
     def stop_heartbeat(self) -> None:
         if self._heartbeat is not None:
@@ -126,6 +129,7 @@ class WebSocketServer:
 
     def _beat(self) -> None:
         """Close sockets silent since the previous beat, then ping the rest."""
+        assert self._loop is not None
         alive = []
         for ws in list(self.sockets):
             conn = ws.user_data
@@ -135,7 +139,7 @@ class WebSocketServer:
                 conn.silent_beats += 1
                 alive.append(ws)
         fanout(encode_frame(_TEXT, orjson.dumps(f"primus::ping::{int(time.time() * 1000)}")), alive)
-        self._heartbeat = self.api.loop.call_later(self.heartbeat_interval, self._beat)
+        self._heartbeat = self._loop.call_later(self.heartbeat_interval, self._beat)
 
     # -- engine hooks ----------------------------------------------------------
 
@@ -281,7 +285,7 @@ class WebSocketServer:
         result = self.api.actions.process(conn, params)
         if inspect.isawaitable(result):
             async def later() -> dict[str, Any]:
-                return (await result).response  # type: ignore[no-any-return]
+                return (await result).response
             return later()
         return result.response
 
@@ -300,14 +304,19 @@ class WebSocketServer:
             return later()
         return {"status": "OK", "data": True}
 
-    def verb_room_view(self, conn: Connection, data: dict[str, Any]) -> dict[str, Any]:
+    def verb_room_view(self, conn: Connection, data: dict[str, Any]) -> Any:
         chat = self.api.chat_room
         room = chat.check_name(data.get("room"))
         if not chat.exists(room):
             raise VerbError("room does not exist")
         if room not in conn.rooms:
             raise VerbError(f"connection not in this room ({room})")
-        return {"status": "OK", "data": chat.view(room)}
+        view = chat.view(room)
+        if inspect.isawaitable(view):  # a cluster backend counts every node's members
+            async def later() -> dict[str, Any]:
+                return {"status": "OK", "data": await view}
+            return later()
+        return {"status": "OK", "data": view}
 
     def verb_say(self, conn: Connection, data: dict[str, Any]) -> Any:
         room = data.get("room")

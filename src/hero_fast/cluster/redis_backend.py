@@ -1,0 +1,778 @@
+"""The Redis cluster backend: rooms, presence, ``say`` and server push across processes
+and machines.
+
+Data in Redis (``P`` = ``cluster.prefix``, ``N`` = a node id, 16 hex digits made at start):
+
+=========================  ======  ===========================================================
+key                        type    what
+=========================  ======  ===========================================================
+``P rooms``                set     room names (shared: ``chat_room.add``/``destroy`` anywhere)
+``P node:N``               string  node N's lease (JSON: pid, host, started), ``PX leaseTtl``
+``P nodes``                zset    node → lease expiry (ms); lets survivors find dead nodes
+``P rm:N:<room>``          hash    node N's members of the room: connection id → joinedAt ms,
+                                   ``PX leaseTtl``, refreshed by N every ``leaseTtl / 3``
+``P ri:<room>``            zset    nodes with members in the room → lease expiry (ms)
+``P conns``                hash    connection id → node (for ``api.cluster.send``)
+``P nc:N``                 set     node N's connection ids (to sweep ``P conns`` when N dies)
+=========================  ======  ===========================================================
+
+Channels: ``P r:<room>`` (one per room; a node subscribes only while it has local members
+there), ``P n:N`` (messages for node N: server push, liveness probe), ``P ctl`` (room
+created/destroyed). Message formats: :mod:`hero_fast.cluster.bus`.
+
+Presence: a member is visible while its node's ``rm`` hash lives; a node that dies
+without cleaning up (SIGKILL, power loss) stops refreshing, so its members vanish from
+``roomView`` within ``leaseTtl``. The node's entries in ``P conns`` are swept by a
+surviving node soon after (``nc`` tells which). A clean stop sweeps its own entries
+first and then deregisters.
+
+Delivery is at-most-once: a ``say`` is delivered to local members at once, then
+published once (never retried); a node receives it only while its subscriber connection
+is up. After Redis restarts, the subscriber is dropped, or the liveness probe (a message
+the node publishes to itself every ``probeInterval``) does not come back, the node counts
+an outage, reconnects with back-off (reset after each success), resubscribes, rewrites
+its state into Redis (a restarted Redis has lost it) and pushes to every local member of
+each of its rooms::
+
+    {"context": "api", "event": "missedMessages", "room": "<room>", "outageMs": <ms>,
+     "message": "..."}
+
+A node that could not publish to a room while its connection was down (or backlogged)
+sends a ``missed`` message on that room's channel once it is back, and the other nodes
+push the same notice to their members of that room. Messages published while the bus
+was down are not replayed. Room creations and
+destructions made elsewhere during an outage are picked up from ``P rooms`` afterwards
+(a room destroyed during an outage can come back if another node still knew it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from hero_fast._core import encode_frame
+from hero_fast._transport import fanout
+from hero_fast.cluster import ClusterBackend, ClusterError
+from hero_fast.cluster import bus as _bus
+from hero_fast.cluster.resp import (
+    HAVE_HIREDIS,
+    RedisAddress,
+    RespConnection,
+    RespError,
+    open_connection,
+    parse_redis_url,
+    redact_url,
+)
+from hero_fast.connections import ConnectionMiddleware
+
+if TYPE_CHECKING:
+    from hero_fast.app import Api
+    from hero_fast.connections import Connection
+
+__all__ = ["RedisBackend"]
+
+log = logging.getLogger("hero_fast.cluster")
+
+_TEXT = 1
+_CHUNK = 500  # members / ids per HSET, SADD or HDEL command
+# A command connection with this many unanswered commands (Redis stalled or the link is
+# slow) drops further publishes instead of buffering without bound; they are counted.
+_MAX_BACKLOG = 100_000
+_MAX_BUFFERED = 64 << 20
+_MISSED_TEXT = "the server lost its connection to the cluster bus; you may have missed messages in this room"
+
+# Errors that mean "Redis is not there right now".
+_DOWN = (OSError, ConnectionError, asyncio.TimeoutError, RespError)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _chunks(items: list[Any], size: int = _CHUNK) -> Iterable[list[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+class RedisBackend(ClusterBackend):
+    """Rooms, presence, say and server push shared through Redis (see the module doc)."""
+
+    distributed = True
+
+    def __init__(self, api: Api) -> None:
+        super().__init__(api)
+        cfg = api.config["cluster"]
+        self.url: str = api.config["redis_url"]
+        self.node_id = os.urandom(8).hex()
+        self.lease_ms: int = cfg["leaseTtl"]
+        self.probe_interval: float = cfg["probeInterval"] / 1000
+        self.max_bus: int = cfg["maxBusMessage"]
+        self.timeout: float = cfg["commandTimeout"]
+        self.backoff_min: float = cfg["reconnectMin"] / 1000
+        self.backoff_max: float = max(cfg["reconnectMax"] / 1000, self.backoff_min)
+
+        p: bytes = cfg["prefix"].encode()
+        self.prefix = p
+        node = self.node_id.encode()
+        self.k_rooms = p + b"rooms"
+        self.k_node = p + b"node:" + node
+        self.k_nodes = p + b"nodes"
+        self.k_conns = p + b"conns"
+        self.k_node_conns = p + b"nc:" + node
+        self.ch_node = p + b"n:" + node
+        self.ch_ctl = p + b"ctl"
+        self._say_prefix = _bus.say_prefix(self.node_id)
+        self.max_payload = self.max_bus - len(self._say_prefix) - 1
+
+        self.counters = {
+            "published": 0,  # say messages published
+            "publish_dropped": 0,  # not published: bus down or backlogged
+            "received": 0,  # bus messages accepted
+            "delivered_remote": 0,  # local deliveries of say messages from other nodes
+            "invalid": 0,  # bus messages refused by the decoder
+            "handler_errors": 0,  # accepted messages whose handling raised
+            "sent_remote": 0,  # api.cluster.send handed to another node
+            "send_received": 0,  # pushes from other nodes delivered here
+            "send_unknown": 0,  # pushes for a connection no longer here
+            "outages": 0,  # times the bus was lost
+            "reconnects": 0,  # times it came back
+            "reconnect_failures": 0,  # failed reconnect attempts
+            "probe_failures": 0,  # liveness probes that did not come back
+            "missed_notices": 0,  # missedMessages pushes sent to clients
+            "resyncs": 0,  # full rewrites of this node's state into Redis
+            "lease_refreshes": 0,
+            "dead_nodes_swept": 0,
+            "writes_dropped": 0,  # membership writes skipped while down (rewritten later)
+            "missed_announced": 0,  # rooms announced to other nodes as possibly incomplete
+        }
+
+        self.address = RedisAddress()  # parsed from the URL at start
+        self._cmd: RespConnection | None = None
+        self._sub: RespConnection | None = None
+        self.connected = False
+        self._stopping = False
+        self._started = False
+        self._dirty = True
+        self._outage_since: float | None = None
+        self._lost: asyncio.Event | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        # room channels this node wants (has local members in) → room name
+        self._channels: dict[bytes, str] = {}
+        self._room_channel: dict[str, bytes] = {}
+        # channel → futures resolved by its subscribe confirmations, in order
+        self._sub_waiters: dict[bytes, deque[asyncio.Future[None] | None]] = {}
+        # channel → the subscription in flight (later joiners wait for it too)
+        self._sub_pending: dict[bytes, asyncio.Future[None]] = {}
+        # rooms whose say could not be published (bus down or backlogged): announced later
+        self._dropped_rooms: dict[str, float] = {}
+        self._probe_seq = 0
+        self._probe_outstanding: int | None = None
+        self._last_invalid_log = 0.0
+        self._handlers: dict[str, Callable[[dict[str, Any]], None]] = {
+            "send": self._on_send,
+            "probe": self._on_probe,
+            "roomAdd": self._on_room_add,
+            "roomDestroy": self._on_room_destroy,
+        }
+
+    # -- keys ----------------------------------------------------------------------
+
+    def _channel(self, room: str) -> bytes:
+        ch = self._room_channel.get(room)
+        if ch is None:
+            ch = self._room_channel[room] = self.prefix + b"r:" + room.encode()
+        return ch
+
+    def _members_key(self, room: str, node: bytes | None = None) -> bytes:
+        return self.prefix + b"rm:" + (node or self.node_id.encode()) + b":" + room.encode()
+
+    def _index_key(self, room: str) -> bytes:
+        return self.prefix + b"ri:" + room.encode()
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        if not HAVE_HIREDIS:
+            raise ClusterError("redis_url is set but hiredis is not installed: pip install 'hero-fast[cluster]'")
+        try:
+            self.address = parse_redis_url(self.url)
+        except ValueError as exc:
+            raise ClusterError(f"redis_url {redact_url(self.url)!r}: {exc}") from None
+        self._lost = asyncio.Event()
+        try:
+            await self._connect()
+        except _DOWN as exc:
+            self.connected = False
+            self._close_connections()
+            raise ClusterError(f"cannot use Redis at {redact_url(self.url)}: {exc or type(exc).__name__}") from exc
+        self._started = True
+        self.api.connections.add_middleware(
+            ConnectionMiddleware("hero_fast.cluster", priority=0, create=self._conn_created,
+                                 destroy=self._conn_destroyed))
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._supervise()), loop.create_task(self._maintain())]
+        log.info("cluster node %s (pid %d) joined through Redis %s", self.node_id, os.getpid(),
+                 redact_url(self.url))
+
+    async def stop(self) -> None:
+        if self._stopping or not self._started:
+            return
+        self._stopping = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        cmd = self._cmd
+        if cmd is not None and self.connected:
+            try:
+                await asyncio.wait_for(self._sweep_self(cmd), self.timeout)
+            except _DOWN as exc:
+                log.warning("cluster node %s could not clean up in Redis: %s (its leases expire in %d ms)",
+                            self.node_id, exc, self.lease_ms)
+        self.connected = False
+        self._close_connections()
+        log.info("cluster node %s left", self.node_id)
+
+    async def _sweep_self(self, cmd: RespConnection) -> None:
+        """Remove this node's members and connections, then deregister it."""
+        for room, r in self.api.chat_room.rooms.items():
+            if r.members or self._channel(room) in self._channels:
+                cmd.send(b"DEL", self._members_key(room))
+                cmd.send(b"ZREM", self._index_key(room), self.node_id)
+        ids = await cmd.execute(b"SMEMBERS", self.k_node_conns)
+        for chunk in _chunks(list(ids or ())):
+            cmd.send(b"HDEL", self.k_conns, *chunk)
+        cmd.send(b"DEL", self.k_node_conns)
+        cmd.send(b"ZREM", self.k_nodes, self.node_id)
+        await cmd.execute(b"DEL", self.k_node)
+
+    def _close_connections(self) -> None:
+        for conn in (self._cmd, self._sub):
+            if conn is not None:
+                conn.abort()
+        self._cmd = self._sub = None
+        for waiters in self._sub_waiters.values():
+            for fut in waiters:
+                if fut is not None and not fut.done():
+                    fut.set_exception(ConnectionError("Redis connection lost"))
+        self._sub_waiters.clear()
+        self._sub_pending.clear()
+
+    async def _connect(self) -> None:
+        """Open both connections, subscribe to everything wanted, rewrite this node's
+        state. Raises one of _DOWN on failure (the caller closes what was opened)."""
+        self._close_connections()
+        name = f"hero-fast-{self.node_id}"
+        cmd = self._cmd = await open_connection(self.address, timeout=self.timeout, name=name + "-cmd",
+                                                on_lost=self._connection_lost)
+        sub = await open_connection(self.address, timeout=self.timeout, name=name + "-sub", select_db=False,
+                                    on_push=self._on_push, on_lost=self._connection_lost)
+        if self._cmd is not cmd:  # lost meanwhile
+            sub.abort()
+            raise ConnectionError("Redis connection lost while connecting")
+        self._sub = sub
+        # From here on joins subscribe by themselves; this covers the rooms known so far.
+        await asyncio.wait_for(self._subscribe([self.ch_node, self.ch_ctl, *self._channels]), self.timeout)
+        if self._cmd is not cmd or self._sub is not sub:
+            raise ConnectionError("Redis connection lost while connecting")
+        self._probe_outstanding = None
+        self.connected = True
+        self._dirty = True
+        await asyncio.wait_for(self._resync(), self.timeout)
+
+    def _connection_lost(self, conn: RespConnection, exc: Exception | None) -> None:
+        if conn is self._cmd or conn is self._sub:
+            self._fail(f"Redis connection lost ({exc or 'closed by the server'})")
+
+    def _fail(self, reason: str) -> None:
+        """The bus is down: count it once, drop both connections, let _supervise reconnect."""
+        if self._stopping:
+            return
+        was_connected = self.connected
+        self.connected = False
+        self._close_connections()
+        if was_connected:
+            if self._outage_since is None:
+                self._outage_since = time.monotonic()
+            self.counters["outages"] += 1
+            log.warning("cluster bus outage on node %s: %s; room messages from other nodes are lost "
+                        "until it is back", self.node_id, reason)
+            assert self._lost is not None
+            self._lost.set()
+
+    async def _supervise(self) -> None:
+        """Reconnect after each outage with exponential back-off, reset after success."""
+        assert self._lost is not None
+        while not self._stopping:
+            await self._lost.wait()
+            self._lost.clear()
+            delay = self.backoff_min
+            while not self._stopping and not self.connected:
+                await asyncio.sleep(delay)
+                try:
+                    await self._connect()
+                except Exception as exc:
+                    self.connected = False
+                    self._close_connections()
+                    self.counters["reconnect_failures"] += 1
+                    if not isinstance(exc, _DOWN):
+                        log.exception("cluster reconnect failed")
+                    delay = min(delay * 2, self.backoff_max)
+                    log.info("cluster bus still down (%s); next try in %.1f s", exc or type(exc).__name__, delay)
+            if self.connected and not self._stopping:
+                self._recovered()
+
+    def _recovered(self) -> None:
+        since = self._outage_since
+        self._outage_since = None
+        outage_ms = int((time.monotonic() - since) * 1000) if since is not None else 0
+        self.counters["reconnects"] += 1
+        self._announce_dropped()
+        notified = self._notify_missed(outage_ms)
+        log.warning("cluster bus back on node %s after %d ms; %d local members told they may have "
+                    "missed room messages", self.node_id, outage_ms, notified)
+
+    def _notify_missed(self, outage_ms: int, rooms: Iterable[str] | None = None) -> int:
+        """Tell the local members of ``rooms`` (default: every room) that messages may have
+        been lost; returns how many were told."""
+        n = 0
+        chat = self.api.chat_room
+        for room in chat.rooms if rooms is None else rooms:
+            r = chat.rooms.get(room)
+            if r is None or not r.members:
+                continue
+            frame = encode_frame(_TEXT, orjson.dumps({
+                "context": "api", "event": "missedMessages", "room": room, "outageMs": outage_ms,
+                "message": _MISSED_TEXT,
+            }))
+            n += fanout(frame, r.sockets())
+        self.counters["missed_notices"] += n
+        return n
+
+    def _announce_dropped(self) -> None:
+        """Tell the other nodes which rooms this node could not publish to, and for how long."""
+        cmd = self._cmd
+        if not self._dropped_rooms or cmd is None or not self.connected or cmd.backlog > _MAX_BACKLOG // 2:
+            return
+        dropped, self._dropped_rooms = self._dropped_rooms, {}
+        now = time.monotonic()
+        for room, since in dropped.items():
+            if room in self.api.chat_room.rooms:
+                ms = int((now - since) * 1000)
+                cmd.send(b"PUBLISH", self._channel(room), _bus.encode("missed", o=self.node_id, ms=ms))
+                self.counters["missed_announced"] += 1
+
+    # -- periodic work: probe, lease refresh, dead-node sweep -----------------------------
+
+    async def _maintain(self) -> None:
+        refresh = self.lease_ms / 3000
+        tick = max(0.05, min(refresh, self.probe_interval) / 2)
+        now = time.monotonic()
+        next_probe = now + self.probe_interval
+        next_refresh = now + refresh
+        next_sweep = now + self.lease_ms / 1000
+        while not self._stopping:
+            await asyncio.sleep(tick)
+            cmd = self._cmd
+            if not self.connected or cmd is None:
+                now = time.monotonic()
+                next_probe = now + self.probe_interval
+                continue
+            now = time.monotonic()
+            try:
+                if cmd.oldest_wait(now) > self.timeout:
+                    self._fail(f"Redis has not answered for {self.timeout} s")
+                    continue
+                if now >= next_probe:
+                    next_probe = now + self.probe_interval
+                    self._probe(cmd)
+                    self._announce_dropped()
+                if now >= next_refresh or self._dirty:
+                    next_refresh = now + refresh
+                    await asyncio.wait_for(self._refresh(cmd), self.timeout)
+                if now >= next_sweep:
+                    next_sweep = now + self.lease_ms / 1000
+                    await asyncio.wait_for(self._sweep_dead_nodes(cmd), self.timeout)
+            except _DOWN as exc:
+                if self.connected and cmd is self._cmd:
+                    log.warning("cluster maintenance failed on node %s: %s", self.node_id, exc)
+                    self._dirty = True
+            except Exception:
+                log.exception("cluster maintenance failed")
+
+    def _probe(self, cmd: RespConnection) -> None:
+        """Publish to our own node channel; the subscriber must see it before the next probe."""
+        if self._probe_outstanding is not None:
+            self.counters["probe_failures"] += 1
+            self._fail(f"liveness probe not received within {self.probe_interval} s (silent subscriber)")
+            return
+        self._probe_seq += 1
+        self._probe_outstanding = self._probe_seq
+        fut = cmd.execute(b"PUBLISH", self.ch_node, _bus.encode("probe", o=self.node_id, s=self._probe_seq))
+
+        def check(f: asyncio.Future[Any]) -> None:
+            if not f.cancelled() and f.exception() is None and f.result() == 0 and cmd is self._cmd:
+                self.counters["probe_failures"] += 1
+                self._fail("the subscriber is not registered in Redis (probe reached no one)")
+
+        fut.add_done_callback(check)
+
+    def _lease_commands(self, cmd: RespConnection, expiry: int) -> None:
+        info = orjson.dumps({"pid": os.getpid(), "host": socket.gethostname(), "node": self.node_id})
+        cmd.send(b"SET", self.k_node, info, b"PX", self.lease_ms)
+        cmd.send(b"ZADD", self.k_nodes, expiry, self.node_id)
+
+    async def _refresh(self, cmd: RespConnection) -> None:
+        """Extend this node's leases; rewrite everything if a key turns out to be gone."""
+        if self._dirty:
+            await self._resync()
+            return
+        expiry = _now_ms() + self.lease_ms
+        self._lease_commands(cmd, expiry)
+        checks = []
+        for room, r in self.api.chat_room.rooms.items():
+            if r.members:
+                checks.append(cmd.execute(b"PEXPIRE", self._members_key(room), self.lease_ms))
+                cmd.send(b"ZADD", self._index_key(room), expiry, self.node_id)
+        cmd.send(b"PEXPIRE", self.k_node_conns, max(self.lease_ms * 20, 600_000))
+        self.counters["lease_refreshes"] += 1
+        if checks and 0 in await asyncio.gather(*checks):
+            log.warning("cluster node %s: membership keys were missing in Redis (restarted or flushed?); "
+                        "rewriting them", self.node_id)
+            await self._resync()
+
+    async def _resync(self) -> None:
+        """Write this node's whole state into Redis (at connect, after an outage, or when a
+        refresh found keys missing), then learn the rooms other nodes made."""
+        cmd = self._cmd
+        if cmd is None:
+            return
+        self._dirty = False
+        chat = self.api.chat_room
+        expiry = _now_ms() + self.lease_ms
+        self._lease_commands(cmd, expiry)
+        for chunk in _chunks(list(chat.rooms)):
+            cmd.send(b"SADD", self.k_rooms, *chunk)
+        for room, r in chat.rooms.items():
+            if not r.members:
+                continue
+            key = self._members_key(room)
+            cmd.send(b"MULTI")
+            cmd.send(b"DEL", key)
+            for chunk in _chunks(list(r.members.items())):
+                cmd.send(b"HSET", key, *[x for cid, (_, joined) in chunk for x in (cid, joined)])
+            cmd.send(b"PEXPIRE", key, self.lease_ms)
+            cmd.send(b"EXEC")
+            cmd.send(b"ZADD", self._index_key(room), expiry, self.node_id)
+        ids = [c.id for c in self.api.connections.by_id.values() if c.ws is not None and not c.destroyed]
+        cmd.send(b"DEL", self.k_node_conns)
+        for chunk in _chunks(ids):
+            cmd.send(b"SADD", self.k_node_conns, *chunk)
+            cmd.send(b"HSET", self.k_conns, *[x for cid in chunk for x in (cid, self.node_id)])
+        cmd.send(b"PEXPIRE", self.k_node_conns, max(self.lease_ms * 20, 600_000))
+        self.counters["resyncs"] += 1
+        try:
+            names = await cmd.execute(b"SMEMBERS", self.k_rooms)
+        except BaseException:
+            self._dirty = True
+            raise
+        for raw in names or ():
+            try:
+                name = raw.decode()
+            except (UnicodeDecodeError, AttributeError):
+                self.counters["invalid"] += 1
+                continue
+            chat.add_local(name)
+
+    async def _sweep_dead_nodes(self, cmd: RespConnection) -> None:
+        """Drop the connection registry entries of nodes whose lease ran out (their room
+        members have already expired with their keys)."""
+        cutoff = _now_ms() - self.lease_ms
+        candidates = await cmd.execute(b"ZRANGEBYSCORE", self.k_nodes, b"-inf", cutoff)
+        for raw in candidates or ():
+            if raw == self.node_id.encode() or not isinstance(raw, bytes):
+                continue
+            if await cmd.execute(b"EXISTS", self.prefix + b"node:" + raw):
+                continue  # alive after all (clock skew): leave it
+            lock = await cmd.execute(b"SET", self.prefix + b"sweep:" + raw, self.node_id, b"NX", b"PX", 60_000)
+            if lock is None:
+                continue  # another node sweeps it
+            ids = await cmd.execute(b"SMEMBERS", self.prefix + b"nc:" + raw)
+            for chunk in _chunks(list(ids or ())):
+                cmd.send(b"HDEL", self.k_conns, *chunk)
+            cmd.send(b"DEL", self.prefix + b"nc:" + raw)
+            await cmd.execute(b"ZREM", self.k_nodes, raw)
+            self.counters["dead_nodes_swept"] += 1
+            log.info("cluster node %s swept dead node %s (%d connections)", self.node_id, raw.decode(
+                errors="replace"), len(ids or ()))
+
+    # -- writes ----------------------------------------------------------------------
+
+    def _writer(self) -> RespConnection | None:
+        """The command connection when it is up; else None and the state is marked for a
+        full rewrite once the bus is back."""
+        cmd = self._cmd
+        if cmd is None or not self.connected:
+            self._dirty = True
+            if self._outage_since is not None:
+                self.counters["writes_dropped"] += 1
+            return None
+        return cmd
+
+    def room_added(self, room: str) -> None:
+        cmd = self._writer()
+        if cmd is None:
+            return
+        cmd.send(b"SADD", self.k_rooms, room)
+        cmd.send(b"PUBLISH", self.ch_ctl, _bus.encode("roomAdd", o=self.node_id, r=room))
+
+    def room_destroyed(self, room: str) -> None:
+        self._unsubscribe(room)
+        self._room_channel.pop(room, None)
+        cmd = self._writer()
+        if cmd is None:
+            return
+        cmd.send(b"SREM", self.k_rooms, room)
+        cmd.send(b"DEL", self._members_key(room))
+        cmd.send(b"ZREM", self._index_key(room), self.node_id)
+        cmd.send(b"PUBLISH", self.ch_ctl, _bus.encode("roomDestroy", o=self.node_id, r=room))
+
+    def member_joined(self, room: str, connection_id: str, joined_at: int, first: bool) -> Any:
+        ch = self._channel(room)
+        wait_sub: asyncio.Future[None] | None = None
+        if ch not in self._channels:
+            self._channels[ch] = room
+            if self._sub is not None:
+                wait_sub = self._sub_pending[ch] = self._subscribe([ch])
+        else:
+            wait_sub = self._sub_pending.get(ch)
+        cmd = self._writer()
+        if cmd is None:
+            return None  # the bus is down: local members work, the rest follows at reconnect
+        key = self._members_key(room)
+        cmd.send(b"HSET", key, connection_id, joined_at)
+        cmd.send(b"PEXPIRE", key, self.lease_ms)
+        written = cmd.execute(b"ZADD", self._index_key(room), _now_ms() + self.lease_ms, self.node_id)
+        return self._bounded(written, wait_sub)
+
+    async def _bounded(self, *waits: asyncio.Future[Any] | None) -> None:
+        """Wait (bounded) until the membership is written and the room's messages reach
+        this node; a failure only logs: the join stands locally and is repaired later."""
+        try:
+            await asyncio.wait_for(asyncio.gather(*(asyncio.shield(w) for w in waits if w is not None)),
+                                   self.timeout)
+        except _DOWN as exc:
+            self._dirty = True
+            log.debug("cluster join not confirmed: %s", exc)
+
+    def member_left(self, room: str, connection_id: str, last: bool) -> None:
+        if last:
+            self._unsubscribe(room)
+        cmd = self._writer()
+        if cmd is None:
+            return
+        cmd.send(b"HDEL", self._members_key(room), connection_id)
+        if last:
+            cmd.send(b"ZREM", self._index_key(room), self.node_id)
+
+    def _subscribe(self, channels: list[bytes]) -> asyncio.Future[None]:
+        """SUBSCRIBE; the future resolves when Redis confirms the last channel."""
+        sub = self._sub
+        assert sub is not None and sub.loop is not None
+        fut: asyncio.Future[None] = sub.loop.create_future()
+        for i, ch in enumerate(channels):
+            self._sub_waiters.setdefault(ch, deque()).append(fut if i == len(channels) - 1 else None)
+        sub.subscribe(channels)
+        return fut
+
+    def _unsubscribe(self, room: str) -> None:
+        ch = self._channel(room)
+        if self._channels.pop(ch, None) is not None and self._sub is not None:
+            self._sub.unsubscribe([ch])
+
+    def _conn_created(self, conn: Connection) -> None:
+        if conn.ws is None:
+            return
+        cmd = self._writer()
+        if cmd is not None:
+            cmd.send(b"HSET", self.k_conns, conn.id, self.node_id)
+            cmd.send(b"SADD", self.k_node_conns, conn.id)
+
+    def _conn_destroyed(self, conn: Connection) -> None:
+        if conn.ws is None or self._stopping:
+            return
+        cmd = self._writer()
+        if cmd is not None:
+            cmd.send(b"HDEL", self.k_conns, conn.id)
+            cmd.send(b"SREM", self.k_node_conns, conn.id)
+
+    # -- say and server push ---------------------------------------------------------------
+
+    def publish_say(self, room: str, body: bytes) -> None:
+        cmd = self._cmd
+        if cmd is None or not self.connected or cmd.backlog > _MAX_BACKLOG or cmd.buffered > _MAX_BUFFERED:
+            self.counters["publish_dropped"] += 1
+            if room not in self._dropped_rooms:
+                self._dropped_rooms[room] = time.monotonic()
+            return
+        cmd.send(b"PUBLISH", self._channel(room), self._say_prefix + body + b"}")
+        self.counters["published"] += 1
+
+    async def send(self, connection_id: str, message: Any) -> bool:
+        conn = self.api.connections.get(connection_id)
+        if conn is not None:
+            return conn.send(message)
+        if not isinstance(connection_id, str) or not connection_id:
+            return False
+        data = _bus.encode("send", o=self.node_id, c=connection_id, m=message)
+        if len(data) > self.max_bus:
+            raise ValueError(f"message too large for the cluster bus ({len(data)} bytes; the most is "
+                             f"{self.max_bus})")
+        cmd = self._cmd
+        if cmd is None or not self.connected:
+            return False
+        try:
+            node = await asyncio.wait_for(cmd.execute(b"HGET", self.k_conns, connection_id), self.timeout)
+            if not node or node == self.node_id.encode():
+                return False
+            receivers = await asyncio.wait_for(cmd.execute(b"PUBLISH", self.prefix + b"n:" + node, data),
+                                               self.timeout)
+        except _DOWN as exc:
+            log.info("cluster send to %s not delivered: %s", connection_id[:40], exc)
+            return False
+        if receivers:
+            self.counters["sent_remote"] += 1
+        return bool(receivers)
+
+    def remote_members(self, room: str) -> Any:
+        return self._remote_members(room)
+
+    async def _remote_members(self, room: str) -> dict[str, int]:
+        from hero_fast.chat import ChatError
+
+        cmd = self._cmd
+        if cmd is None or not self.connected:
+            raise ChatError("room membership of other nodes is unavailable right now (the cluster bus is down)")
+        now = _now_ms()
+        index = self._index_key(room)
+        try:
+            nodes = await asyncio.wait_for(
+                cmd.execute(b"ZRANGEBYSCORE", index, now - self.lease_ms, b"+inf"), self.timeout)
+            cmd.send(b"ZREMRANGEBYSCORE", index, b"-inf", now - 2 * self.lease_ms)
+            me = self.node_id.encode()
+            others = [n for n in nodes or () if isinstance(n, bytes) and n != me and n.isalnum()]
+            replies = await asyncio.wait_for(
+                asyncio.gather(*(cmd.execute(b"HGETALL", self._members_key(room, n)) for n in others)),
+                self.timeout)
+        except _DOWN as exc:
+            raise ChatError(f"room membership of other nodes is unavailable right now ({exc})") from None
+        members: dict[str, int] = {}
+        for flat in replies:
+            if not isinstance(flat, list):
+                continue
+            for i in range(0, len(flat) - 1, 2):
+                cid, joined = flat[i], flat[i + 1]
+                try:
+                    members[cid.decode()] = int(joined)
+                except (ValueError, AttributeError, UnicodeDecodeError):
+                    self.counters["invalid"] += 1
+        return members
+
+    # -- the subscriber: everything read from the bus is untrusted -----------------------
+
+    def _on_push(self, reply: list[Any]) -> None:
+        if len(reply) == 3 and reply[0] == b"message":
+            ch, data = reply[1], reply[2]
+            room = self._channels.get(ch)
+            try:
+                if room is not None:
+                    if type(data) is bytes and data.startswith(self._say_prefix):
+                        return  # our own say, already delivered here
+                    kind, msg = _bus.decode(data, _bus.ROOM_KINDS, self.max_bus)
+                    self.counters["received"] += 1
+                    if msg["o"] == self.node_id:
+                        pass
+                    elif kind == "say":
+                        self.counters["delivered_remote"] += self.api.chat_room.deliver_remote(room, msg["p"])
+                    else:  # "missed": the origin could not publish here for a while
+                        self._notify_missed(msg["ms"], (room,))
+                elif ch == self.ch_node:
+                    kind, msg = _bus.decode(data, _bus.NODE_KINDS, self.max_bus)
+                    self.counters["received"] += 1
+                    self._handlers[kind](msg)
+                elif ch == self.ch_ctl:
+                    kind, msg = _bus.decode(data, _bus.CTL_KINDS, self.max_bus)
+                    self.counters["received"] += 1
+                    if msg["o"] != self.node_id:
+                        self._handlers[kind](msg)
+                # else: a message for a room just left; ignore it
+            except _bus.BusError as exc:
+                self.counters["invalid"] += 1
+                now = time.monotonic()
+                if now - self._last_invalid_log > 10:
+                    self._last_invalid_log = now
+                    log.warning("cluster bus: refused a message on %r: %s (%d refused so far)",
+                                ch[:80], exc, self.counters["invalid"])
+            except Exception:
+                self.counters["handler_errors"] += 1
+                log.exception("cluster bus: handling a message on %r failed", ch[:80])
+        elif len(reply) >= 2 and reply[0] == b"subscribe":
+            waiters = self._sub_waiters.get(reply[1])
+            if waiters:
+                fut = waiters.popleft()
+                if not waiters:
+                    del self._sub_waiters[reply[1]]
+                if fut is not None and not fut.done():
+                    fut.set_result(None)
+                pending = self._sub_pending.get(reply[1])
+                if pending is not None and pending.done():
+                    del self._sub_pending[reply[1]]
+
+    def _on_probe(self, msg: dict[str, Any]) -> None:
+        if msg["o"] == self.node_id and msg["s"] == self._probe_outstanding:
+            self._probe_outstanding = None
+
+    def _on_send(self, msg: dict[str, Any]) -> None:
+        conn = self.api.connections.get(msg["c"])
+        if conn is None or not conn.send(msg["m"]):
+            self.counters["send_unknown"] += 1
+        else:
+            self.counters["send_received"] += 1
+
+    def _on_room_add(self, msg: dict[str, Any]) -> None:
+        self.api.chat_room.add_local(msg["r"])
+
+    def _on_room_destroy(self, msg: dict[str, Any]) -> None:
+        room = msg["r"]
+        had_members = bool(self.api.chat_room.rooms.get(room) and self.api.chat_room.rooms[room].members)
+        if self.api.chat_room.destroy_local(room):
+            self._unsubscribe(room)
+            self._room_channel.pop(room, None)
+            if had_members:
+                cmd = self._writer()
+                if cmd is not None:
+                    cmd.send(b"DEL", self._members_key(room))
+                    cmd.send(b"ZREM", self._index_key(room), self.node_id)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "backend": "redis",
+            "node": self.node_id,
+            "connected": self.connected,
+            "subscribedRooms": len(self._channels),
+            **self.counters,
+        }
+

@@ -1,0 +1,281 @@
+"""Cluster behaviour with two Api nodes in this process (fast, and lets a test reach
+inside a node: silence its subscriber, read its counters)."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hero_fast.app import Api
+from hero_fast.chat import ChatError
+from hero_fast.client import Client
+from hero_fast.cluster import ClusterError, MemoryBackend
+from hero_fast.cluster.redis_backend import RedisBackend
+
+from .conftest import eventually, free_port, make_project, node_env
+
+T = 5.0
+
+
+def overrides(redis_url: str, prefix: str, **cluster: Any) -> dict[str, Any]:
+    return {
+        "redis_url": redis_url,
+        "cluster": {"prefix": prefix, "leaseTtl": 1500, "probeInterval": 200, "reconnectMin": 20,
+                    "reconnectMax": 200, "commandTimeout": 2, **cluster},
+        "servers": {"websocket": {"server": {"pingInterval": 0}}},
+        "logging": {"accessLog": False},
+    }
+
+
+@pytest.fixture
+async def pair(tmp_path: Path, redis_url: str, prefix: str) -> AsyncIterator[tuple[Api, Api]]:
+    project = make_project(tmp_path / "p")
+    a = Api(project, overrides=overrides(redis_url, prefix, maxBusMessage=4096))
+    b = Api(project, overrides=overrides(redis_url, prefix, maxBusMessage=4096))
+    await a.start(port=0)
+    await b.start(port=0)
+    yield a, b
+    await asyncio.wait_for(a.stop(), 10)
+    await asyncio.wait_for(b.stop(), 10)
+
+
+async def client(api: Api, room: str | None = "defaultRoom") -> Client:
+    c = Client(f"ws://127.0.0.1:{api.port}/primus", timeout=T)
+    await c.connect()
+    if room:
+        assert (await c.room_add(room))["status"] == "OK"
+    return c
+
+
+def said(room: str, message: Any = None) -> Any:
+    return lambda m: (isinstance(m, dict) and m.get("context") == "user" and m.get("room") == room
+                      and (message is None or m.get("message") == message))
+
+
+def missed(room: str) -> Any:
+    return lambda m: isinstance(m, dict) and m.get("event") == "missedMessages" and m.get("room") == room
+
+
+async def crosses(sender: Client, receiver: Client, room: str = "defaultRoom") -> None:
+    for n in range(40):
+        wait = asyncio.ensure_future(receiver.wait_for(said(room, n), timeout=0.3))
+        await asyncio.sleep(0)
+        await sender.say(room, n)
+        try:
+            await wait
+            return
+        except asyncio.TimeoutError:
+            continue
+    raise AssertionError("say does not cross")
+
+
+def test_memory_backend_is_the_default(tmp_path: Path) -> None:
+    api = Api(make_project(tmp_path / "p"))
+    assert isinstance(api.cluster, MemoryBackend) and not api.cluster.distributed
+    assert api.chat_room._bus is None
+    assert api.cluster.stats() == {"backend": "MemoryBackend", "node": "local"}
+
+
+async def test_memory_backend_send_is_local(tmp_path: Path) -> None:
+    api = Api(make_project(tmp_path / "p"), overrides={"servers": {"websocket": {"server": {"pingInterval": 0}}}})
+    await api.start(port=0)
+    try:
+        c = await client(api, None)
+        wait = asyncio.ensure_future(c.wait_for(lambda m: m == {"context": "alert", "x": 1}, timeout=T))
+        assert await api.cluster.send(await c.fetch_id(), {"context": "alert", "x": 1}) is True
+        await wait
+        assert await api.cluster.send("nobody", {}) is False
+        await c.disconnect()
+    finally:
+        await api.stop()
+
+
+async def test_unreachable_redis_fails_start_clearly(tmp_path: Path) -> None:
+    api = Api(make_project(tmp_path / "p"),
+              overrides={"redis_url": f"redis://127.0.0.1:{free_port()}/0", "cluster": {"commandTimeout": 1}})
+    with pytest.raises(ClusterError, match=r"cannot use Redis at redis://127\.0\.0\.1"):
+        await api.start(port=0)
+    assert api.server is None
+    bad = Api(make_project(tmp_path / "q"), overrides={"redis_url": "http://nope"})
+    with pytest.raises(ClusterError, match="unsupported Redis URL scheme"):
+        await bad.start(port=0)
+
+
+@pytest.mark.parametrize("where", ["flag", "config"])
+def test_cli_workers_with_unreachable_redis_exit_1(tmp_path: Path, where: str) -> None:
+    project = make_project(tmp_path / "p")
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    args = ["--redis-url", url]
+    if where == "config":  # the URL may come from the project's config too
+        (project / "config").mkdir()
+        (project / "config" / "cluster.py").write_text(f"DEFAULT = {{'redis_url': {url!r}}}\n")
+        args = []
+    env = node_env("unused:", commandTimeout=1)
+    result = subprocess.run(
+        [sys.executable, "-m", "hero_fast.cli", "serve", "--project", str(project), "--port", "0", "--workers", "2",
+         *args], env=env, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1, result.stderr
+    assert "cannot use Redis at redis://127.0.0.1" in result.stderr
+    assert "failed at startup" in result.stderr and "needs a Redis URL" not in result.stderr
+
+
+async def test_join_waits_for_the_subscription_and_the_membership(pair: tuple[Api, Api], redis: Any,
+                                                                  prefix: str) -> None:
+    a, b = pair
+    ca, cb = await client(a), await client(b)
+    # right after roomAdd returned: b's membership is in Redis and b receives the room
+    key = f"{prefix}rm:{b.cluster.node_id}:defaultRoom".encode()
+    assert await redis.execute(b"HGET", key, await cb.fetch_id()) is not None
+    assert 0 < await redis.execute(b"PTTL", key) <= 1500
+    wait = asyncio.ensure_future(cb.wait_for(said("defaultRoom", "first"), timeout=T))
+    await asyncio.sleep(0)
+    await ca.say("defaultRoom", "first")
+    await wait
+    # leaving the last local member unsubscribes the node from the room channel
+    await cb.room_leave("defaultRoom")
+    assert b.cluster.stats()["subscribedRooms"] == 0
+    assert await redis.execute(b"EXISTS", key) == 0
+    await ca.disconnect()
+    await cb.disconnect()
+
+
+async def test_silent_subscriber_is_detected_by_the_probe(pair: tuple[Api, Api]) -> None:
+    a, b = pair
+    ca, cb = await client(a), await client(b)
+    sub = b.cluster._sub  # type: ignore[attr-defined]
+    sub._on_push = lambda reply: None  # Redis keeps it subscribed, but nothing arrives any more
+    notice = await cb.wait_for(missed("defaultRoom"), timeout=T)
+    assert notice["context"] == "api" and notice["outageMs"] >= 0
+    stats = b.cluster.stats()
+    assert stats["probe_failures"] >= 1 and stats["outages"] >= 1 and stats["reconnects"] >= 1
+    assert b.cluster._sub is not sub  # type: ignore[attr-defined]
+    await crosses(ca, cb)
+    await ca.disconnect()
+    await cb.disconnect()
+
+
+async def test_killed_subscriber_reconnects_and_members_are_told(pair: tuple[Api, Api], redis: Any) -> None:
+    a, b = pair
+    ca, cb = await client(a), await client(b)
+    cb2 = await client(b, "anotherRoom")
+    waits = [asyncio.ensure_future(cb.wait_for(missed("defaultRoom"), timeout=T)),
+             asyncio.ensure_future(cb2.wait_for(missed("anotherRoom"), timeout=T))]
+    # kill b's subscriber connection only (found by the name the node gives it)
+    name = f"hero-fast-{b.cluster.node_id}-sub".encode()
+    clients = (await redis.execute(b"CLIENT", b"LIST")).decode().splitlines()
+    ids = [dict(kv.split("=", 1) for kv in line.split() if "=" in kv)["id"] for line in clients
+           if f" name={name.decode()} " in f" {line} "]
+    assert len(ids) == 1
+    assert await redis.execute(b"CLIENT", b"KILL", b"ID", ids[0]) == 1
+    await asyncio.gather(*waits)
+    await crosses(ca, cb)
+    await crosses(cb, ca)
+    assert b.cluster.counters["outages"] == 1 and a.cluster.counters["outages"] == 0
+    for c in (ca, cb, cb2):
+        await c.disconnect()
+
+
+async def test_payload_over_the_bus_cap_is_refused(pair: tuple[Api, Api]) -> None:
+    a, _ = pair
+    ca, ca2 = await client(a), await client(a)
+    r = await ca.say("defaultRoom", "x" * 5000)
+    assert "message too large for the cluster bus" in r["error"]
+    with pytest.raises(ChatError, match="too large"):
+        a.chat_room.broadcast("defaultRoom", "y" * 5000)
+    with pytest.raises(ValueError, match="too large"):
+        await a.cluster.send("someone-elsewhere", {"big": "z" * 5000})
+    # nobody got the big one; a normal message still goes through
+    wait = asyncio.ensure_future(ca2.wait_for(said("defaultRoom"), timeout=T))
+    await asyncio.sleep(0)
+    await ca.say("defaultRoom", "small")
+    assert (await wait)["message"] == "small"
+    await ca.disconnect()
+    await ca2.disconnect()
+
+
+async def test_junk_on_the_bus_is_counted_and_ignored(pair: tuple[Api, Api], redis: Any, prefix: str) -> None:
+    a, b = pair
+    ca, cb = await client(a), await client(b)
+    room_ch = f"{prefix}r:defaultRoom".encode()
+    node_ch = f"{prefix}n:{b.cluster.node_id}".encode()
+    ctl_ch = f"{prefix}ctl".encode()
+    junk = [
+        (room_ch, b"not json"), (room_ch, b"[1,2]"), (room_ch, b'{"k":"stop","o":"x"}'),
+        (room_ch, b'{"k":"say","o":"x","p":"not an object"}'), (room_ch, b'{"k":"send","o":"x","c":"y","m":1}'),
+        (room_ch, b'{"k":"say","o":"x","p":{"m":"' + b"x" * 5000 + b'"}}'),  # over maxBusMessage
+        (node_ch, b'{"k":"say","o":"x","p":{}}'), (node_ch, b'{"k":"send","o":"x","c":7,"m":1}'),
+        (node_ch, b"\xff\xfe"), (ctl_ch, b'{"k":"roomAdd","o":"x","r":""}'), (ctl_ch, b'{"k":"roomAdd"}'),
+        (ctl_ch, b'{"k":"__class__","o":"x","r":"y"}'),
+    ]
+    before = b.cluster.counters["invalid"]
+    for ch, data in junk:
+        await redis.execute(b"PUBLISH", ch, data)
+    await eventually(lambda: b.cluster.counters["invalid"] - before == len(junk), T, what="all junk counted")
+    assert b.cluster.counters["handler_errors"] == 0 and b.cluster.connected
+    # a well-formed push for an unknown connection is counted, not fatal
+    await redis.execute(b"PUBLISH", node_ch, b'{"k":"send","o":"x","c":"gone","m":{"a":1}}')
+    await eventually(lambda: b.cluster.counters["send_unknown"] == 1, T, what="unknown push counted")
+    # a room name from the bus goes through the usual name checks
+    await redis.execute(b"PUBLISH", ctl_ch, b'{"k":"roomAdd","o":"x","r":"bad\\u0000name"}')
+    await redis.execute(b"PUBLISH", ctl_ch, b'{"k":"roomAdd","o":"x","r":"fine"}')
+    await eventually(lambda: b.chat_room.exists("fine"), T, what="room from the bus")
+    assert not b.chat_room.exists("bad\x00name")
+    await crosses(ca, cb)
+    await ca.disconnect()
+    await cb.disconnect()
+
+
+async def test_destroy_reaches_every_node(pair: tuple[Api, Api]) -> None:
+    a, b = pair
+    cb = await client(b, "anotherRoom")
+    alert = asyncio.ensure_future(cb.wait_for(lambda m: isinstance(m, dict) and m.get("context") == "alert",
+                                              timeout=T))
+    await asyncio.sleep(0)
+    a.chat_room.destroy("anotherRoom")
+    assert (await alert)["message"] == "this room has been deleted"
+    assert not b.chat_room.exists("anotherRoom")
+    assert (await cb.details_view())["data"]["rooms"] == []
+    a.chat_room.add("anotherRoom")
+    await eventually(lambda: b.chat_room.exists("anotherRoom"), T, what="room re-created on b")
+    await cb.disconnect()
+
+
+async def test_stop_sweeps_then_deregisters(tmp_path: Path, redis_url: str, prefix: str, redis: Any) -> None:
+    api = Api(make_project(tmp_path / "p"), overrides=overrides(redis_url, prefix))
+    await api.start(port=0)
+    node = api.cluster.node_id
+    c = await client(api)
+    await c.room_add("anotherRoom")
+    p = prefix.encode()
+    assert await redis.execute(b"EXISTS", p + b"node:" + node.encode()) == 1
+    assert await redis.execute(b"HGET", p + b"conns", await c.fetch_id()) == node.encode()
+    await api.stop()
+    keys = await redis.execute(b"KEYS", p + b"*")
+    assert sorted(keys) == [p + b"rooms"], keys  # only the shared room names remain
+    assert sorted(await redis.execute(b"SMEMBERS", p + b"rooms")) == [b"anotherRoom", b"defaultRoom"]
+    assert isinstance(api.cluster, RedisBackend) and not api.cluster.connected
+
+
+async def test_rooms_a_node_could_not_publish_to_are_announced(pair: tuple[Api, Api]) -> None:
+    a, b = pair
+    ca, cb = await client(a), await client(b)
+    # a's bus is "down" for one say: a's own member gets it, b's cannot
+    a.cluster.connected = False  # type: ignore[attr-defined]
+    local = asyncio.ensure_future(ca.wait_for(said("defaultRoom", "lost"), timeout=T))
+    await asyncio.sleep(0)
+    a.chat_room.broadcast("defaultRoom", "lost")
+    await local
+    assert a.cluster.counters["publish_dropped"] == 1
+    a.cluster.connected = True  # type: ignore[attr-defined]
+    # once a can publish again it tells the other nodes, which tell their members
+    notice = await cb.wait_for(missed("defaultRoom"), timeout=T)
+    assert notice["outageMs"] >= 0 and a.cluster.counters["missed_announced"] == 1
+    await crosses(ca, cb)
+    await ca.disconnect()
+    await cb.disconnect()
