@@ -1,6 +1,8 @@
 # Declarations of the sans-I/O WebSocket codec, shipped so other Cython code
 # (the transport, user extensions) can drive it at C speed.
 
+from hero_fast._deflate cimport Deflater, Inflater
+
 cdef extern from "_wskernels.h":
     ctypedef struct hf_utf8_state:
         unsigned char remaining
@@ -63,6 +65,18 @@ cdef class Codec:
     cdef bytearray frag
     cdef hf_utf8_state utf8
 
+    # permessage-deflate (RFC 7692), once enable_deflate() ran
+    cdef readonly bint deflate
+    cdef Inflater inflater        # incoming messages; lazily holds zlib state
+    cdef bint inflate_no_context  # the peer resets its compressor after each message
+    cdef Deflater deflater        # outgoing; shared by no-context-takeover codecs, or None
+    cdef public Py_ssize_t compress_min   # messages shorter than this are sent uncompressed
+    cdef bint msg_compressed      # the message being received has RSV1 set
+    cdef bint streaming           # the frame being parsed is inflated as it arrives
+    cdef Py_ssize_t wire_size     # compressed bytes of the message being received
+    cdef readonly Py_ssize_t frames_done  # frames completely received so far
+    cdef public bint auto_pong    # queue a pong for every ping (the transport coalesces its own)
+
     cdef readonly int state
     cdef readonly int close_code
     cdef readonly str close_reason
@@ -75,6 +89,10 @@ cdef class Codec:
     cdef int parse(self) except -1
     cdef int fail(self, int err) except -1
     cdef int frame_complete(self, unsigned char *p) except -1
+    cdef int inflate_input(self, const unsigned char *p, Py_ssize_t n) except -1
+    cdef int compressed_message_complete(self) except -1
+    cdef bytes encode_message(self, int opcode, const unsigned char *data, Py_ssize_t n)
+    cdef bytes compress_frame(self, bytes frame)
     cdef int handle_close_frame(self, unsigned char *p, Py_ssize_t n) except -1
     cdef int queue(self, bytes frame) except -1
     cdef bytes take_outgoing(self)
@@ -84,4 +102,5 @@ cdef class Codec:
 
 cdef bytes build_frame(int opcode, const unsigned char *data, Py_ssize_t n,
                        bint fin, bint mask, int rsv)
-cpdef bytes encode_frame(int opcode, object payload, bint fin=*, bint mask=*, int rsv=*)
+cpdef bytes encode_frame(int opcode, object payload, bint fin=*, bint mask=*, int rsv=*, int compress=*)
+cdef Py_ssize_t plain_payload_offset(bytes frame)

@@ -3,12 +3,17 @@
 from collections.abc import Sequence
 from typing import Any, Final
 
+from hero_fast._deflate import DeflateParams as DeflateParams
+from hero_fast._deflate import negotiate_deflate as negotiate_deflate
+
 __all__ = [
+    "DEFAULT_COMPRESS_MIN",
     "DEFAULT_MAX_FRAGMENTS",
     "DEFAULT_MAX_MESSAGE_SIZE",
     "OPCODES",
     "PROTOCOL_ERRORS",
     "Codec",
+    "DeflateParams",
     "HandshakeError",
     "Sink",
     "accept_key",
@@ -18,10 +23,12 @@ __all__ = [
     "encode_close",
     "encode_frame",
     "is_valid_close_code",
+    "negotiate_deflate",
 ]
 
 DEFAULT_MAX_MESSAGE_SIZE: Final[int]
 DEFAULT_MAX_FRAGMENTS: Final[int]
+DEFAULT_COMPRESS_MIN: Final[int]
 OPCODES: Final[dict[str, int]]
 PROTOCOL_ERRORS: Final[dict[str, tuple[int, str]]]
 
@@ -30,7 +37,12 @@ Event = tuple[Any, ...]
 def is_valid_close_code(code: int) -> bool: ...
 def _apply_mask(data: bytearray | memoryview, key: bytes, phase: int = 0) -> None: ...
 def encode_frame(
-    opcode: int, payload: str | bytes | bytearray | memoryview, fin: bool = True, mask: bool = False, rsv: int = 0
+    opcode: int,
+    payload: str | bytes | bytearray | memoryview,
+    fin: bool = True,
+    mask: bool = False,
+    rsv: int = 0,
+    compress: int = 0,
 ) -> bytes: ...
 def encode_close(code: int = 1000, reason: str = "", mask: bool = False) -> bytes: ...
 
@@ -42,6 +54,10 @@ class Codec:
     max_message_size: int
     max_fragments: int
     allowed_rsv: int
+    deflate: bool
+    compress_min: int
+    frames_done: int
+    auto_pong: bool
     state: int
     close_code: int
     close_reason: str | None
@@ -53,6 +69,13 @@ class Codec:
         max_fragments: int = ...,
         sink: Sink | None = None,
     ) -> None: ...
+    def enable_deflate(
+        self, params: DeflateParams, level: int = 6, mem_level: int = 8, min_size: int = ...
+    ) -> None: ...
+    @property
+    def inflater_allocated(self) -> bool: ...
+    @property
+    def compressor_shared(self) -> bool | None: ...
     def get_buffer(self, sizehint: int = -1) -> memoryview: ...
     def buffer_updated(self, nbytes: int) -> list[Event] | None: ...
     def receive_data(self, data: bytes | bytearray | memoryview) -> list[Event] | None: ...

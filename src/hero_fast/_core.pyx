@@ -20,6 +20,11 @@ import base64
 import hashlib
 import os
 
+from hero_fast._deflate cimport DeflateParams, Deflater, Inflater, shared_deflater
+from hero_fast._deflate import DEFAULT_LEVEL, DEFAULT_MEM_LEVEL, negotiate_deflate
+
+globals()["DeflateParams"] = DeflateParams  # re-exported: the agreed permessage-deflate parameters
+
 cdef extern from "Python.h":
     object PyMemoryView_FromMemory(char *mem, Py_ssize_t size, int flags)
     const char *PyUnicode_AsUTF8AndSize(object s, Py_ssize_t *size) except NULL
@@ -29,18 +34,23 @@ __all__ = [
     "Codec", "Sink", "encode_frame", "encode_close", "PROTOCOL_ERRORS",
     "HandshakeError", "accept_key", "check_upgrade_request", "build_accept_response",
     "build_http_response", "OPCODES", "DEFAULT_MAX_MESSAGE_SIZE", "DEFAULT_MAX_FRAGMENTS",
-    "is_valid_close_code",
+    "is_valid_close_code", "DeflateParams", "negotiate_deflate", "DEFAULT_COMPRESS_MIN",
 ]
 
 DEFAULT_MAX_MESSAGE_SIZE = 1 << 20
 DEFAULT_MAX_FRAGMENTS = 1024
+#: messages shorter than this many bytes are sent uncompressed on a deflate connection
+DEFAULT_COMPRESS_MIN = 128
 OPCODES = {"continuation": 0, "text": 1, "binary": 2, "close": 8, "ping": 9, "pong": 10}
 
 cdef enum:
     # Smallest read buffer; a codec grows it only as bytes actually arrive.
     MIN_BUFFER = 4096
-    # Above this the buffer is given back once it is empty again.
-    SHRINK_ABOVE = 65536
+    # Above this the buffer is given back as soon as it is empty again; smaller
+    # ones are kept while the connection is busy (freeing and re-growing one per
+    # read costs an mmap/munmap pair past glibc's threshold) and released by the
+    # transport's idle tick.
+    SHRINK_ABOVE = 1 << 20
 
 # ---------------------------------------------------------------------------
 # The one place that maps each protocol error to its close code and reason.
@@ -61,6 +71,9 @@ cdef enum:
     E_CLOSE_ONE_BYTE = 12
     E_CLOSE_CODE = 13
     E_CLOSE_REASON_UTF8 = 14
+    E_RSV1_MISPLACED = 15
+    E_INFLATE = 16
+    E_INFLATED_TOO_BIG = 17
 
 cdef tuple _ERROR_TABLE = (
     ("unmasked_frame", 1002, "client frames must be masked"),
@@ -78,6 +91,9 @@ cdef tuple _ERROR_TABLE = (
     ("close_one_byte", 1002, "close frame with a 1-byte payload"),
     ("invalid_close_code", 1002, "invalid close code"),
     ("close_reason_utf8", 1007, "invalid UTF-8 in close reason"),
+    ("compressed_control_or_continuation", 1002, "RSV1 set on a control or continuation frame"),
+    ("invalid_compressed_data", 1007, "invalid compressed data"),
+    ("inflated_too_big", 1009, "message too big after decompression"),
 )
 
 #: name -> (close code, reason) for every protocol error the codec can detect.
@@ -158,12 +174,39 @@ def _apply_mask(data, key, Py_ssize_t phase=0):
         PyBuffer_Release(&kview)
 
 
-cpdef bytes encode_frame(int opcode, object payload, bint fin=True, bint mask=False, int rsv=0):
-    """One complete frame. ``payload`` is ``str`` (sent as UTF-8) or bytes-like."""
+cdef bytes _compressed_frame(int opcode, const unsigned char *data, Py_ssize_t n, bint mask, int wbits):
+    cdef Deflater d = shared_deflater(DEFAULT_LEVEL, wbits, DEFAULT_MEM_LEVEL)
+    cdef Py_ssize_t m = d.compress(data, n)
+    cdef bytes frame = build_frame(opcode, d.buf, m, True, mask, 4)
+    d.trim()
+    return frame
+
+
+cpdef bytes encode_frame(int opcode, object payload, bint fin=True, bint mask=False, int rsv=0, int compress=0):
+    """One complete frame. ``payload`` is ``str`` (sent as UTF-8) or bytes-like.
+
+    ``compress`` (True, or window bits 9-15; True means 15) makes one permessage-deflate
+    message (RSV1, no context takeover) that every connection which negotiated no
+    server context takeover with at least that window can be sent (see ``fanout``).
+    """
     cdef Py_ssize_t n
     cdef const char *s
     cdef Py_buffer view
     cdef bytes frame
+    if compress:
+        if compress == 1:
+            compress = 15
+        if not (9 <= compress <= 15) or not fin or opcode not in (OP_TEXT, OP_BINARY) or rsv:
+            raise ValueError("compress needs a whole text or binary message and window bits 9-15")
+        if isinstance(payload, str):
+            s = PyUnicode_AsUTF8AndSize(payload, &n)
+            return _compressed_frame(opcode, <const unsigned char *>s, n, mask, compress)
+        PyObject_GetBuffer(payload, &view, PyBUF_SIMPLE)
+        try:
+            frame = _compressed_frame(opcode, <const unsigned char *>view.buf, view.len, mask, compress)
+        finally:
+            PyBuffer_Release(&view)
+        return frame
     if type(payload) is str or isinstance(payload, str):  # str subclasses are text too
         s = PyUnicode_AsUTF8AndSize(payload, &n)
         return build_frame(opcode, <const unsigned char *>s, n, fin, mask, rsv)
@@ -176,6 +219,22 @@ cpdef bytes encode_frame(int opcode, object payload, bint fin=True, bint mask=Fa
     finally:
         PyBuffer_Release(&view)
     return frame
+
+
+cdef Py_ssize_t plain_payload_offset(bytes frame):
+    """Header length of ``frame`` when it is one whole unmasked text/binary message
+    without RSV bits (one we may compress), else -1."""
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(frame)
+    cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(frame)
+    cdef Py_ssize_t hl
+    if n < 2 or (p[0] != 0x81 and p[0] != 0x82) or (p[1] & 0x80):
+        return -1
+    hl = 2
+    if (p[1] & 0x7F) == 126:
+        hl = 4
+    elif (p[1] & 0x7F) == 127:
+        hl = 10
+    return hl if n >= hl else -1
 
 
 def encode_close(int code=1000, str reason="", bint mask=False):
@@ -262,6 +321,57 @@ cdef class Codec:
         self.error = None
         self.outgoing = None
         self.sink = sink
+        self.deflate = False
+        self.inflater = None
+        self.deflater = None
+        self.compress_min = DEFAULT_COMPRESS_MIN
+        self.msg_compressed = False
+        self.streaming = False
+        self.wire_size = 0
+        self.frames_done = 0
+        self.auto_pong = True
+
+    def enable_deflate(self, DeflateParams params not None, int level=DEFAULT_LEVEL,
+                       int mem_level=DEFAULT_MEM_LEVEL, Py_ssize_t min_size=DEFAULT_COMPRESS_MIN):
+        """Use permessage-deflate with the agreed ``params`` (from
+        :func:`negotiate_deflate` on a server, ``DeflateParams.from_response`` on a
+        client). Incoming RSV1 messages are inflated with an output cap of
+        ``max_message_size``; outgoing messages of ``min_size`` bytes or more are
+        compressed (``min_size < 0``: never). With no context takeover on our side
+        the compressor is the process-wide shared one."""
+        cdef int out_wbits, in_wbits
+        cdef bint out_nct, in_nct
+        if self.is_client:
+            out_wbits, out_nct = params.client_max_window_bits, params.client_no_context_takeover
+            in_wbits, in_nct = params.server_max_window_bits, params.server_no_context_takeover
+        else:
+            out_wbits, out_nct = params.server_max_window_bits, params.server_no_context_takeover
+            in_wbits, in_nct = params.client_max_window_bits, params.client_no_context_takeover
+        self.deflate = True
+        self.allowed_rsv |= 4
+        self.inflater = Inflater(in_wbits)
+        self.inflate_no_context = in_nct
+        self.compress_min = min_size
+        if out_wbits < 9 or min_size < 0:
+            self.deflater = None  # zlib cannot compress with a 256-byte window: send plain
+            self.compress_min = -1
+        elif out_nct:
+            self.deflater = shared_deflater(level, out_wbits, mem_level)
+        else:
+            self.deflater = Deflater(level, out_wbits, mem_level, False)
+
+    @property
+    def inflater_allocated(self):
+        """Whether this codec holds zlib inflate state or output (tests, monitoring)."""
+        return self.inflater is not None and self.inflater.allocated
+
+    @property
+    def compressor_shared(self):
+        """True when outgoing compression uses the process-wide shared compressor,
+        False for a per-connection one (context takeover), None without compression."""
+        if self.deflater is None:
+            return None
+        return self.deflater.no_context
 
     def __dealloc__(self):
         if self.buf != NULL:
@@ -371,11 +481,18 @@ cdef class Codec:
         return self.cap
 
     cdef void release_buffer(self):
-        """Give the read buffer back when it holds nothing (idle connections)."""
+        """Give the read buffer back when it holds nothing (idle connections), and
+        the inflater's zlib state when no compressed message is half-received and
+        the peer does not take context over."""
         if self.start == self.end and self.buf != NULL:
             PyMem_Free(self.buf)
             self.buf = NULL
             self.cap = self.start = self.end = 0
+        if self.inflater is not None and not self.msg_compressed and \
+                (self.inflate_no_context or self.state != STATE_OPEN):
+            self.inflater.release()
+        if self.deflater is not None and not self.deflater.no_context:
+            self.deflater.trim()
 
     def trim(self):
         """Release the read buffer if it is empty; returns whether it was released."""
@@ -415,8 +532,13 @@ cdef class Codec:
                 b1 = p[1]
                 op = b0 & 0x0F
                 # Validate what the first two bytes tell before waiting for more.
-                if (b0 & 0x70) & ~(self.allowed_rsv << 4):
-                    return self.fail(E_RSV)
+                if b0 & 0x70:
+                    if self.deflate and (b0 & 0x70) == 0x40:
+                        # RSV1: only on the first frame of a data message (RFC 7692 6)
+                        if op != OP_TEXT and op != OP_BINARY:
+                            return self.fail(E_RSV1_MISPLACED)
+                    elif (b0 & 0x70) & ~(self.allowed_rsv << 4):
+                        return self.fail(E_RSV)
                 if op >= 8:
                     if op > OP_PONG:
                         return self.fail(E_OPCODE)
@@ -456,8 +578,20 @@ cdef class Codec:
                         ln = (ln << 8) | p[2 + i]
                 else:
                     ln = ln7
+                self.streaming = False
                 if op < 8:
-                    if ln > <uint64_t>(self.max_message_size - self.msg_size):
+                    if op != OP_CONTINUATION:
+                        self.msg_compressed = self.deflate and (b0 & 0x40) != 0
+                    if self.msg_compressed:
+                        # Compressed bytes are inflated as they arrive, never buffered
+                        # whole; the output cap is checked during inflation. Their own
+                        # count is bounded too (deflate adds ~0.01% to incompressible data).
+                        if ln > <uint64_t>(self.max_message_size + (self.max_message_size >> 10) + 64
+                                           - self.wire_size):
+                            return self.fail(E_TOO_BIG)
+                        self.wire_size += <Py_ssize_t>ln
+                        self.streaming = True
+                    elif ln > <uint64_t>(self.max_message_size - self.msg_size):
                         return self.fail(E_TOO_BIG)
                     if op == OP_CONTINUATION or not (b0 & 0x80):
                         self.frag_count += 1
@@ -476,10 +610,23 @@ cdef class Codec:
                 self.start += hl
                 avail -= hl
             # Payload: unmask and check the newly arrived bytes in place.
-            take = avail - self.done
+            # (A compressed frame's bytes are consumed as they are inflated, so
+            # its unprocessed payload starts at `start`.)
+            take = avail if self.streaming else avail - self.done
             if take > self.frame_len - self.done:
                 take = self.frame_len - self.done
-            if take > 0:
+            if take > 0 and self.streaming:
+                p = buf + self.start
+                if self.masked:
+                    hf_mask(p, <size_t>take, self.key, <size_t>(self.done & 3))
+                self.inflate_input(p, take)
+                if self.state == STATE_FAILED:
+                    return 0
+                # the compressed bytes are consumed: the buffer keeps nothing of them
+                self.start += take
+                self.done += take
+                avail -= take
+            elif take > 0:
                 p = buf + self.start + self.done
                 if self.masked:
                     hf_mask(p, <size_t>take, self.key, <size_t>(self.done & 3))
@@ -491,6 +638,10 @@ cdef class Codec:
             if self.done < self.frame_len:
                 break
             self.have_header = False
+            self.frames_done += 1
+            if self.streaming:
+                self.frame_complete(NULL)
+                continue
             p = buf + self.start
             self.start += self.frame_len
             self.frame_complete(p)
@@ -507,13 +658,21 @@ cdef class Codec:
         if op >= 8:
             if op == OP_PING:
                 payload = PyBytes_FromStringAndSize(<char *>p, n)
-                if self.state == STATE_OPEN:
+                if self.state == STATE_OPEN and self.auto_pong:
                     self.queue(build_frame(OP_PONG, p, n, True, self.is_client, 0))
                 self.sink.on_ping(payload)
             elif op == OP_PONG:
                 self.sink.on_pong(PyBytes_FromStringAndSize(<char *>p, n))
             else:
                 self.handle_close_frame(p, n)
+            return 0
+        if self.streaming:
+            # a compressed frame: its bytes went through the inflater already
+            self.streaming = False
+            if op != OP_CONTINUATION:
+                self.msg_opcode = op
+            if self.fin:
+                return self.compressed_message_complete()
             return 0
         if op != OP_CONTINUATION and self.fin:
             # The common case: a whole message in one frame, no copy but the final one.
@@ -553,6 +712,49 @@ cdef class Codec:
                                                            PyByteArray_GET_SIZE(data)), False)
         return 0
 
+    cdef int inflate_input(self, const unsigned char *p, Py_ssize_t n) except -1:
+        """Inflate ``n`` compressed bytes of the current message: the output may not
+        pass ``max_message_size`` (checked during inflation, to the byte), and a
+        text message's output is UTF-8-checked as it appears."""
+        cdef Inflater inf = self.inflater
+        cdef Py_ssize_t before = inf.out_len
+        cdef int r = inf.feed(p, n, self.max_message_size)
+        cdef Py_ssize_t upto = min(inf.out_len, self.max_message_size)
+        # What was inflated before an error is checked first, so the outcome does
+        # not depend on how the compressed bytes were split into reads.
+        if (self.opcode == OP_TEXT or (self.opcode == OP_CONTINUATION and self.msg_opcode == OP_TEXT)) \
+                and upto > before:
+            if not hf_utf8_feed(&self.utf8, inf.out + before, <size_t>(upto - before)):
+                return self.fail(E_INVALID_UTF8)
+        if r == 1:
+            return self.fail(E_INFLATED_TOO_BIG)
+        if r < 0:
+            return self.fail(E_INFLATE)
+        return 0
+
+    cdef int compressed_message_complete(self) except -1:
+        cdef Inflater inf = self.inflater
+        cdef int op = self.msg_opcode
+        cdef object payload
+        # RFC 7692 7.2.2: the sender removed 00 00 ff ff from the end; put it back.
+        self.inflate_input(<const unsigned char *>b"\x00\x00\xff\xff", 4)
+        if self.state == STATE_FAILED:
+            return 0
+        if op == OP_TEXT:
+            if not hf_utf8_complete(&self.utf8):
+                return self.fail(E_INVALID_UTF8)
+            payload = PyUnicode_DecodeUTF8(<char *>inf.out, inf.out_len, NULL)
+        else:
+            payload = PyBytes_FromStringAndSize(<char *>inf.out, inf.out_len)
+        self.msg_opcode = 0
+        self.msg_size = 0
+        self.frag_count = 0
+        self.wire_size = 0
+        self.msg_compressed = False
+        inf.end_message(self.inflate_no_context)
+        self.sink.on_message(payload, op == OP_TEXT)
+        return 0
+
     cdef int handle_close_frame(self, unsigned char *p, Py_ssize_t n) except -1:
         cdef int code = 1005
         cdef str reason = ""
@@ -587,6 +789,11 @@ cdef class Codec:
         self.start = self.end = 0
         self.have_header = False
         self.frag = None
+        self.streaming = False
+        self.msg_compressed = False
+        self.wire_size = 0
+        if self.inflater is not None:
+            self.inflater.release()
         return 0
 
     # -- output ------------------------------------------------------------
@@ -613,13 +820,50 @@ cdef class Codec:
         return b if b is not None else b""
 
     cpdef bytes encode(self, int opcode, object payload, bint fin=True):
-        """A data or control frame, masked when this codec is a client."""
-        return encode_frame(opcode, payload, fin, self.is_client, 0)
+        """A data or control frame, masked when this codec is a client (never compressed)."""
+        return encode_frame(opcode, payload, fin, self.is_client, 0, 0)
+
+    cdef bytes encode_message(self, int opcode, const unsigned char *data, Py_ssize_t n):
+        """One whole message: compressed (RSV1) when deflate is on and it is long enough."""
+        cdef Deflater d = self.deflater
+        cdef Py_ssize_t m
+        cdef bytes frame
+        if d is None or n < self.compress_min:
+            return build_frame(opcode, data, n, True, self.is_client, 0)
+        m = d.compress(data, n)
+        frame = build_frame(opcode, d.buf, m, True, self.is_client, 4)
+        d.trim()
+        return frame
+
+    cdef bytes compress_frame(self, bytes frame):
+        """``frame`` compressed for this connection when it is a plain whole data
+        message long enough to be worth it; otherwise ``frame`` itself."""
+        cdef Py_ssize_t hl
+        if self.deflater is None:
+            return frame
+        hl = plain_payload_offset(frame)
+        if hl < 0 or PyBytes_GET_SIZE(frame) - hl < self.compress_min:
+            return frame
+        return self.encode_message(PyBytes_AS_STRING(frame)[0] & 0x0F,
+                                   <const unsigned char *>PyBytes_AS_STRING(frame) + hl,
+                                   PyBytes_GET_SIZE(frame) - hl)
 
     def send_message(self, payload):
-        """Frame ``payload``: ``str`` as text, bytes-like as binary."""
-        return encode_frame(OP_TEXT if isinstance(payload, str) else OP_BINARY,
-                            payload, True, self.is_client, 0)
+        """Frame ``payload``: ``str`` as text, bytes-like as binary; compressed when
+        deflate is enabled and it is at least ``compress_min`` bytes."""
+        cdef Py_ssize_t n
+        cdef const char *s
+        cdef Py_buffer view
+        cdef bytes frame
+        if isinstance(payload, str):
+            s = PyUnicode_AsUTF8AndSize(payload, &n)
+            return self.encode_message(OP_TEXT, <const unsigned char *>s, n)
+        PyObject_GetBuffer(payload, &view, PyBUF_SIMPLE)
+        try:
+            frame = self.encode_message(OP_BINARY, <const unsigned char *>view.buf, view.len)
+        finally:
+            PyBuffer_Release(&view)
+        return frame
 
     def close(self, int code=1000, str reason=""):
         """Start the closing handshake; returns the close frame to send (or b"")."""

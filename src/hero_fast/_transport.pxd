@@ -24,6 +24,20 @@ cdef class Options:
     cdef public Py_ssize_t max_send_buffer
     cdef public str slow_consumer
     cdef public double tick
+    cdef public bint deflate
+    cdef public bint deflate_server_no_context_takeover
+    cdef public bint deflate_client_no_context_takeover
+    cdef public int deflate_server_max_window_bits
+    cdef public int deflate_client_max_window_bits
+    cdef public int deflate_level
+    cdef public int deflate_mem_level
+    cdef public Py_ssize_t deflate_min_size
+    cdef public Py_ssize_t max_connections
+    cdef public Py_ssize_t max_connections_per_ip
+    cdef public double max_messages_per_second
+    cdef public double max_pings_per_second
+    cdef public bint coalesce_pongs
+    cdef public double frame_timeout
 
 cdef class HttpRequest:
     cdef readonly str method
@@ -46,19 +60,21 @@ cdef class Response:
 cdef class _HttpSession:
     cdef Connection conn
     cdef object parser
-    cdef list url_parts
+    cdef bytearray url_parts
     cdef Py_ssize_t url_len
     cdef list headers
     cdef Py_ssize_t header_bytes
     cdef Py_ssize_t head_bytes      # bytes fed while the head is incomplete
     cdef bint in_head
-    cdef list body_parts
+    cdef bytearray body_parts
     cdef Py_ssize_t body_len
     cdef HttpRequest request
     cdef object queue               # completed requests waiting for the handler
     cdef bint busy                  # a handler is running asynchronously
     cdef int error_status           # the 4xx a limit check chose before raising
     cdef bint upgrade_seen          # llhttp switched protocols; no request can follow
+    cdef int failed_status          # a parse error to answer once the requests before it are
+    cdef str failed_reason          # answered (pipelined requests are not dropped)
 
 cdef class Connection(Sink):
     cdef readonly Server server
@@ -82,6 +98,17 @@ cdef class Connection(Sink):
     cdef double last_seen
     cdef bint awaiting_pong
     cdef double ping_sent
+    cdef readonly object deflate_params   # DeflateParams when permessage-deflate was agreed
+    cdef object ip                # the peer address counted in Server.ip_counts
+    cdef bint counted             # counted in Server.accepted
+    cdef object pong_due          # payload of the last ping not answered yet (coalescing)
+    cdef double msg_tokens        # token buckets: messages and pings per second
+    cdef double ping_tokens
+    cdef double refilled_at
+    cdef double frame_since       # when the frame being received started arriving (0: none)
+    cdef Py_ssize_t frame_mark    # codec.frames_done at that time
+    cdef int _refuse(self, str counter, str reason) except -1
+    cdef int _emit_pong(self) except -1
     cdef int _http_data(self, Py_ssize_t nbytes) except -1
     cdef int _http_fail(self, int status, str reason) except -1
     cdef int _process_http_queue(self) except -1
@@ -118,7 +145,9 @@ cdef class Server:
     cdef public object aio_server
     cdef public double now
     cdef list dirty
+    cdef readonly dict ip_counts
+    cdef readonly Py_ssize_t accepted
     cdef bint flush_scheduled
-    cdef object timer
+    cdef readonly object timer     # the one housekeeping TimerHandle (re-armed every tick)
     cdef object h_upgrade, h_connect, h_message, h_close, h_http, h_pause, h_resume
     cdef int _schedule_flush(self, Connection conn) except -1

@@ -2,6 +2,8 @@
 
 import asyncio
 import socket
+
+from hero_fast._deflate import DeflateParams
 import ssl as _ssl
 from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any, Protocol
@@ -25,6 +27,20 @@ class Options:
     max_send_buffer: int
     slow_consumer: str
     tick: float
+    deflate: bool
+    deflate_server_no_context_takeover: bool
+    deflate_client_no_context_takeover: bool
+    deflate_server_max_window_bits: int
+    deflate_client_max_window_bits: int
+    deflate_level: int
+    deflate_mem_level: int
+    deflate_min_size: int
+    max_connections: int
+    max_connections_per_ip: int
+    max_messages_per_second: float
+    max_pings_per_second: float
+    coalesce_pongs: bool
+    frame_timeout: float
     def __init__(self, **overrides: Any) -> None: ...
     def as_dict(self) -> dict[str, Any]: ...
 
@@ -71,7 +87,10 @@ class Connection:
     subprotocol: str | None
     user_data: Any
     writing_paused: bool
+    deflate_params: DeflateParams | None
     id: str
+    @property
+    def deflate(self) -> DeflateParams | None: ...
     @property
     def open(self) -> bool: ...
     @property
@@ -102,6 +121,9 @@ class Server:
     loop: asyncio.AbstractEventLoop
     aio_server: asyncio.Server | None
     now: float
+    ip_counts: dict[str, int]
+    accepted: int
+    timer: asyncio.TimerHandle | None
     def __init__(self, handler: Any, options: Options | None = None, loop: asyncio.AbstractEventLoop | None = None) -> None: ...
     @property
     def sockets(self) -> tuple[socket.socket, ...]: ...
@@ -110,7 +132,9 @@ class Server:
     def close(self) -> None: ...
     async def shutdown(self, code: int = 1001, reason: str = "going away", timeout: float = 5.0) -> None: ...
 
-def fanout(frame: bytes, conns: Iterable[Connection]) -> int: ...
+def fanout(
+    frame: bytes, conns: Iterable[Connection], compressed: bytes | None = None, compressed_window_bits: int = 15
+) -> int: ...
 
 async def serve(
     handler: Any,

@@ -21,13 +21,15 @@ from libc.string cimport memmove
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
 
 from hero_fast._core cimport (
-    OP_BINARY, OP_PING, OP_TEXT, STATE_CLOSED, STATE_CLOSING, STATE_FAILED,
-    STATE_OPEN, Codec, Sink, encode_frame,
+    OP_BINARY, OP_PING, OP_PONG, OP_TEXT, STATE_CLOSED, STATE_CLOSING, STATE_FAILED,
+    STATE_OPEN, Codec, Sink, encode_frame, plain_payload_offset,
 )
+from hero_fast._deflate cimport Deflater
 from hero_fast._core import (
-    DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_MESSAGE_SIZE, HandshakeError, build_accept_response,
-    build_http_response, check_upgrade_request,
+    DEFAULT_COMPRESS_MIN, DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_MESSAGE_SIZE, HandshakeError,
+    build_accept_response, build_http_response, check_upgrade_request, negotiate_deflate,
 )
+from hero_fast._deflate import DEFAULT_LEVEL, DEFAULT_MEM_LEVEL
 
 cdef extern from "Python.h":
     object PyMemoryView_FromMemory(char *mem, Py_ssize_t size, int flags)
@@ -73,6 +75,42 @@ cdef class Options:
     slow_consumer      "drop": the message is not queued for that connection
                        (counted in messages_dropped); "close": close it with 1008
     tick               housekeeping granularity in seconds (1)
+
+    permessage-deflate (RFC 7692):
+    deflate            negotiate it when the client offers it (True)
+    deflate_server_no_context_takeover  reset our compressor after every message, so
+                       one process-wide compressor serves every connection and a
+                       room message is compressed once (True; False costs each
+                       connection its own compressor: 2**(wbits+2) + 2**(mem_level+9)
+                       bytes + ~6 KiB, 262 KiB at 15/8)
+    deflate_client_no_context_takeover  ask the client to reset its compressor after
+                       every message, so our inflater can be freed while the
+                       connection is idle (True)
+    deflate_server_max_window_bits  LZ77 window of our compressor, 9-15 (15); lower if
+                       the client asks
+    deflate_client_max_window_bits  window we ask the client to use when it offers
+                       client_max_window_bits, 9-15 (12: our inflater then holds a
+                       4 KiB window + ~7 KiB state while a message arrives; a client
+                       that does not offer it uses 15: 32 KiB + ~7 KiB)
+    deflate_level      zlib level for outgoing messages, 0-9 (6)
+    deflate_mem_level  zlib memLevel of the compressor, 1-9 (8)
+    deflate_min_size   messages shorter than this are sent uncompressed (128)
+
+    abuse limits (each counted in Server.counters):
+    max_connections    TCP connections at once; one more is answered 503 and closed
+                       (0 = no limit) → connections_refused
+    max_connections_per_ip  the same per peer address (0 = no limit: behind a reverse
+                       proxy every client has the proxy's address) → connections_refused_per_ip
+    max_messages_per_second  WebSocket messages per connection, a token bucket of
+                       twice this size refilled every tick (0 = no limit) → close 1008
+                       "rate limit", rate_limited
+    max_pings_per_second  pings per connection, same bucket (10) → close 1008
+                       "too many pings", ping_flood
+    coalesce_pongs     pings read in one batch are answered by one pong with the
+                       last payload, as RFC 6455 5.5.3 allows (True; Autobahn 2.10
+                       and 2.11 check for a pong per ping: the echo server turns it off)
+    frame_timeout      seconds a frame may take to arrive once its first byte did
+                       (30; 0 = none) → close 1008 "frame read timeout", frame_timeouts
     """
 
     def __init__(self, **overrides):
@@ -92,19 +130,41 @@ cdef class Options:
         self.max_send_buffer = 1 << 20
         self.slow_consumer = "drop"
         self.tick = 1.0
+        self.deflate = True
+        self.deflate_server_no_context_takeover = True
+        self.deflate_client_no_context_takeover = True
+        self.deflate_server_max_window_bits = 15
+        self.deflate_client_max_window_bits = 12
+        self.deflate_level = DEFAULT_LEVEL
+        self.deflate_mem_level = DEFAULT_MEM_LEVEL
+        self.deflate_min_size = DEFAULT_COMPRESS_MIN
+        self.max_connections = 0
+        self.max_connections_per_ip = 0
+        self.max_messages_per_second = 0
+        self.max_pings_per_second = 10
+        self.coalesce_pongs = True
+        self.frame_timeout = 30.0
         for name, value in overrides.items():
             if not hasattr(self, name):
                 raise TypeError(f"unknown option {name!r}")
             setattr(self, name, value)
         if self.slow_consumer not in ("drop", "close"):
             raise ValueError(f"slow_consumer must be 'drop' or 'close', not {self.slow_consumer!r}")
+        if not (9 <= self.deflate_server_max_window_bits <= 15 and 9 <= self.deflate_client_max_window_bits <= 15):
+            raise ValueError("deflate window bits must be between 9 and 15")
+        if not (0 <= self.deflate_level <= 9 and 1 <= self.deflate_mem_level <= 9):
+            raise ValueError("deflate_level must be 0-9 and deflate_mem_level 1-9")
 
     def as_dict(self):
         return {name: getattr(self, name) for name in (
             "max_message_size", "max_fragments", "handshake_timeout", "keepalive_timeout",
             "max_request_line", "max_headers", "max_header_bytes", "max_body_size",
             "ping_interval", "ping_timeout", "close_timeout", "write_buffer_high",
-            "write_buffer_low", "max_send_buffer", "slow_consumer", "tick")}
+            "write_buffer_low", "max_send_buffer", "slow_consumer", "tick",
+            "deflate", "deflate_server_no_context_takeover", "deflate_client_no_context_takeover",
+            "deflate_server_max_window_bits", "deflate_client_max_window_bits", "deflate_level",
+            "deflate_mem_level", "deflate_min_size", "max_connections", "max_connections_per_ip",
+            "max_messages_per_second", "max_pings_per_second", "coalesce_pongs", "frame_timeout")}
 
 
 cdef class HttpRequest:
@@ -208,7 +268,9 @@ cdef class _HttpSession:
         self.error_status = 0
 
     def on_message_begin(self):
-        self.url_parts = []
+        # bytearrays, not lists of chunks: a request trickled in 1-byte segments
+        # costs its bytes, not an object per segment
+        self.url_parts = bytearray()
         self.url_len = 0
         self.headers = []
         self.header_bytes = 0
@@ -224,7 +286,7 @@ cdef class _HttpSession:
         if self.url_len > self.conn.server.options.max_request_line:
             self.error_status = 414
             raise HttpParserError("request line too long")
-        self.url_parts.append(url)
+        self.url_parts += url
 
     def on_header(self, bytes name, bytes value):
         cdef Options o = self.conn.server.options
@@ -240,7 +302,7 @@ cdef class _HttpSession:
         r.method = self.parser.get_method().decode("ascii", "replace")
         r.http_version = self.parser.get_http_version()
         r.keep_alive = self.parser.should_keep_alive()
-        r.target = b"".join(self.url_parts).decode("latin-1")
+        r.target = self.url_parts.decode("latin-1")
         path, _, query = r.target.partition("?")
         r.path = unquote(path.partition("#")[0])
         r.query_string = query.partition("#")[0]
@@ -260,13 +322,14 @@ cdef class _HttpSession:
             self.error_status = 413
             raise HttpParserError("request body too large")
         if self.body_parts is None:
-            self.body_parts = [body]
+            self.body_parts = bytearray(body)
         else:
-            self.body_parts.append(body)
+            self.body_parts += body
 
     def on_message_complete(self):
         if self.body_parts:
-            self.request.body = b"".join(self.body_parts)
+            self.request.body = bytes(self.body_parts)
+            self.body_parts = None
         self.conn.deadline = 0
         self.queue.append(self.request)
         self.request = None
@@ -284,6 +347,7 @@ cdef class Connection(Sink):
     def __cinit__(self, Server server):
         self.server = server
         self.codec = Codec(False, server.options.max_message_size, server.options.max_fragments, self)
+        self.codec.auto_pong = False  # pongs are coalesced here (pong_due)
         self.phase = PHASE_HTTP
 
     # -- asyncio protocol ----------------------------------------------------
@@ -295,7 +359,29 @@ cdef class Connection(Sink):
                                           self.server.options.write_buffer_low)
         self.server.connections.add(self)
         self.deadline = self.server.now + self.server.options.handshake_timeout
+        cdef Options o = self.server.options
+        cdef Server srv = self.server
+        peer = self.peer
+        ip = peer[0] if isinstance(peer, tuple) and peer else None
+        if o.max_connections and srv.accepted >= o.max_connections:
+            return self._refuse("connections_refused", "too many connections")
+        if ip is not None and o.max_connections_per_ip and \
+                srv.ip_counts.get(ip, 0) >= o.max_connections_per_ip:
+            return self._refuse("connections_refused_per_ip", "too many connections from your address")
+        srv.accepted += 1
+        self.counted = True
+        if ip is not None:
+            self.ip = ip
+            srv.ip_counts[ip] = srv.ip_counts.get(ip, 0) + 1
         self.http = _HttpSession(self)
+
+    cdef int _refuse(self, str counter, str reason) except -1:
+        """Over a connection limit: 503 with a short reason, then close (the request,
+        if any, is read and dropped so the answer is not lost to a reset)."""
+        self.server.counters[counter] += 1
+        self._write_now(_plain_response(503, reason, [("Retry-After", "1")], True))
+        self._end_after_response()
+        return 0
 
     def get_buffer(self, Py_ssize_t sizehint):
         cdef Py_ssize_t avail
@@ -303,15 +389,28 @@ cdef class Connection(Sink):
         return PyMemoryView_FromMemory(<char *>p, avail, PyBUF_WRITE)
 
     def buffer_updated(self, Py_ssize_t nbytes):
+        cdef Codec c
         self.last_seen = self.server.now
         self.awaiting_pong = False
         if self.phase == PHASE_WS:
             self.in_batch = True
+            c = self.codec
             try:
-                self.codec.feed(nbytes)
+                c.feed(nbytes)
                 self._after_feed()
+                if self.pong_due is not None:
+                    self._emit_pong()
             finally:
                 self.in_batch = False
+            # the per-frame read deadline runs while a frame is incomplete
+            if c.have_header or c.end > c.start:
+                if self.frame_since == 0 or self.frame_mark != c.frames_done:
+                    # the loop's clock, not server.now (up to a tick old): a frame
+                    # that starts just before a tick must get its whole frame_timeout
+                    self.frame_since = self.server.loop.time()
+                    self.frame_mark = c.frames_done
+            else:
+                self.frame_since = 0
             if self.pending is not None or self.close_after_flush:
                 self._flush()
         elif self.phase == PHASE_HTTP:
@@ -327,7 +426,18 @@ cdef class Connection(Sink):
         return False
 
     def connection_lost(self, exc):
-        self.server.connections.discard(self)
+        cdef Server srv = self.server
+        srv.connections.discard(self)
+        if self.counted:
+            self.counted = False
+            srv.accepted -= 1
+            if self.ip is not None:
+                left = srv.ip_counts.get(self.ip, 1) - 1
+                if left > 0:
+                    srv.ip_counts[self.ip] = left
+                else:
+                    srv.ip_counts.pop(self.ip, None)
+        self.pong_due = None
         if self.phase == PHASE_WS:
             # The TCP connection ended without a completed close handshake.
             self._notify_closed(1006, "")
@@ -382,6 +492,8 @@ cdef class Connection(Sink):
         cdef unsigned char *p = c.buf + c.end
         cdef Py_ssize_t offset
         c.start = c.end = 0  # httptools keeps what it needs of partial data
+        if h.failed_status:
+            return 0  # after a parse error nothing more is parsed
         if h.in_head:
             h.head_bytes += nbytes
         try:
@@ -400,7 +512,10 @@ cdef class Connection(Sink):
             self._process_http_queue()
             return 0
         except HttpParserError as e:
-            self._http_fail(h.error_status or 400, str(e) or "bad request")
+            # Requests completed before the bad bytes are answered first, in order.
+            h.failed_status = h.error_status or 400
+            h.failed_reason = str(e) or "bad request"
+            self._process_http_queue()
             return 0
         self._process_http_queue()
         return 0
@@ -422,6 +537,8 @@ cdef class Connection(Sink):
                 return 0
             self._dispatch_http(req)
             h = self.http
+        if h is not None and h.failed_status and not h.queue and not h.busy and self.phase == PHASE_HTTP:
+            self._http_fail(h.failed_status, h.failed_reason)
         return 0
 
     cdef bint _wants_websocket(self, HttpRequest req):
@@ -497,6 +614,13 @@ cdef class Connection(Sink):
             self._write_now(_plain_response(e.status, e.reason, e.headers, True))
             self._end_after_response()
             return 0
+        cdef Options o = self.server.options
+        if o.deflate:
+            values = req.header_values("sec-websocket-extensions")
+            if values:
+                self.deflate_params = negotiate_deflate(
+                    values, o.deflate_server_no_context_takeover, o.deflate_client_no_context_takeover,
+                    o.deflate_server_max_window_bits, o.deflate_client_max_window_bits)
         self.request = req
         self.phase = PHASE_UPGRADING
         # The handshake deadline also bounds an on_upgrade that never decides.
@@ -547,13 +671,23 @@ cdef class Connection(Sink):
         if result is not None and result not in offered:
             log.error("on_upgrade chose subprotocol %r, which the client did not offer", result)
             return self._reject(Reject(500, "internal server error"))
+        cdef Options o = self.server.options
+        extra = ()
+        if self.deflate_params is not None:
+            self.codec.enable_deflate(self.deflate_params, o.deflate_level, o.deflate_mem_level,
+                                      o.deflate_min_size)
+            self.server.counters["deflate_connections"] += 1
+            extra = [("Sec-WebSocket-Extensions", self.deflate_params.response)]
         self.subprotocol = result
         self.phase = PHASE_WS
         self.deadline = 0
         self.last_seen = self.server.now
+        self.msg_tokens = 2 * o.max_messages_per_second
+        self.ping_tokens = 2 * o.max_pings_per_second
+        self.refilled_at = self.server.now
         self.in_batch = True
         try:
-            self._queue(build_accept_response(key, result))
+            self._queue(build_accept_response(key, result, extra))
             try:
                 self.server.h_connect(self)
             except Exception:
@@ -565,6 +699,8 @@ cdef class Connection(Sink):
             if self.phase == PHASE_WS and self.codec.end > self.codec.start:
                 self.codec.parse()
                 self._after_feed()
+                if self.pong_due is not None:
+                    self._emit_pong()
         finally:
             self.in_batch = False
         if self.pending is not None or self.close_after_flush:
@@ -576,6 +712,13 @@ cdef class Connection(Sink):
     cdef int on_message(self, object payload, bint is_text) except -1:
         if self.codec.state != STATE_OPEN:
             return 0
+        cdef double rate = self.server.options.max_messages_per_second
+        if rate > 0:
+            self.msg_tokens -= 1.0
+            if self.msg_tokens < 0:
+                self.server.counters["rate_limited"] += 1
+                self.close(1008, "rate limit")
+                return 0
         try:
             self.server.h_message(self, payload)
         except Exception:
@@ -588,9 +731,29 @@ cdef class Connection(Sink):
         return 0
 
     cdef int on_ping(self, bytes payload) except -1:
-        # Queue the codec's pong now, so it leaves before replies to later messages.
-        if self.codec.outgoing is not None:
-            self._queue(self.codec.take_outgoing())
+        cdef double rate = self.server.options.max_pings_per_second
+        if self.codec.state != STATE_OPEN:
+            return 0
+        if rate > 0:
+            self.ping_tokens -= 1.0
+            if self.ping_tokens < 0:
+                self.server.counters["ping_flood"] += 1
+                self.pong_due = None
+                self.close(1008, "too many pings")
+                return 0
+        # Answered when the next frame is queued (so the pong leaves before replies
+        # to later messages) or at the end of the read batch; a later ping in the
+        # same batch replaces it: one pong, with the last payload (RFC 6455 5.5.3).
+        if self.pong_due is not None and not self.server.options.coalesce_pongs:
+            self._emit_pong()
+        self.pong_due = payload
+        return 0
+
+    cdef int _emit_pong(self) except -1:
+        cdef bytes payload = self.pong_due
+        self.pong_due = None
+        if self.codec.state == STATE_OPEN:
+            self._queue(encode_frame(OP_PONG, payload, True, False, 0, 0))
         return 0
 
     cdef int _after_feed(self) except -1:
@@ -632,6 +795,8 @@ cdef class Connection(Sink):
         return 0
 
     cdef int _queue(self, bytes frame) except -1:
+        if self.pong_due is not None:
+            self._emit_pong()
         cdef object pending = self.pending
         if self.writing_paused and pending is not None and \
                 len(pending) + len(frame) > self.server.options.max_send_buffer:
@@ -754,15 +919,31 @@ cdef class Connection(Sink):
         Returns False (and sends nothing) once the connection is closing."""
         if self.phase != PHASE_WS or self.codec.state != STATE_OPEN:
             return False
-        self._queue(encode_frame(OP_TEXT if isinstance(data, str) else OP_BINARY, data, True, False, 0))
+        if self.codec.deflater is not None:
+            self._queue(self.codec.send_message(data))
+        else:
+            self._queue(encode_frame(OP_TEXT if isinstance(data, str) else OP_BINARY, data, True, False, 0, 0))
         return True
 
     cpdef bint send_frame(self, bytes frame):
-        """Queue an already encoded frame (encode once, send to many)."""
+        """Queue an already encoded frame (encode once, send to many). On a
+        permessage-deflate connection a plain whole message of ``deflate_min_size``
+        bytes or more is compressed for it; a frame with RSV1 set (from
+        ``encode_frame(..., compress=True)``) is sent as it is, and refused with
+        ValueError on a connection that did not negotiate compression."""
         if self.phase != PHASE_WS or self.codec.state != STATE_OPEN:
             return False
+        if self.codec.deflater is not None:
+            frame = self.codec.compress_frame(frame)
+        elif PyBytes_GET_SIZE(frame) and (PyBytes_AS_STRING(frame)[0] & 0x40) and not self.codec.deflate:
+            raise ValueError("a compressed (RSV1) frame for a connection without permessage-deflate")
         self._queue(frame)
         return True
+
+    @property
+    def deflate(self):
+        """The agreed permessage-deflate parameters (DeflateParams), or None."""
+        return self.deflate_params
 
     def ping(self, data=b""):
         cdef bytes frame = encode_frame(OP_PING, data, True, False, 0)
@@ -812,6 +993,22 @@ cdef class Connection(Sink):
             return 0
         if self.last_seen < now - o.tick:
             self.codec.release_buffer()
+        cdef double elapsed = now - self.refilled_at
+        self.refilled_at = now
+        if o.max_messages_per_second > 0:
+            self.msg_tokens = min(2 * o.max_messages_per_second,
+                                  self.msg_tokens + o.max_messages_per_second * elapsed)
+        if o.max_pings_per_second > 0:
+            self.ping_tokens = min(2 * o.max_pings_per_second,
+                                   self.ping_tokens + o.max_pings_per_second * elapsed)
+        if self.frame_since:
+            if self.paused_by:
+                self.frame_since = now  # we stopped reading, not the peer sending
+            elif o.frame_timeout > 0 and now - self.frame_since >= o.frame_timeout:
+                self.server.counters["frame_timeouts"] += 1
+                self.frame_since = 0
+                self.close(1008, "frame read timeout")
+                return 0
         if o.ping_interval <= 0:
             return 0
         if self.awaiting_pong:
@@ -825,16 +1022,55 @@ cdef class Connection(Sink):
         return 0
 
 
-def fanout(bytes frame, conns):
+def fanout(bytes frame, conns, bytes compressed=None, int compressed_window_bits=15):
     """Queue one already encoded frame on every open connection in ``conns``
     (encode once, send to many); returns how many connections took it. Each
-    connection's queued bytes leave in one write per loop iteration."""
+    connection's queued bytes leave in one write per loop iteration.
+
+    permessage-deflate: ``frame`` is the plain message. Connections that agreed on
+    compression with no server context takeover (the default) share one compressed
+    frame per compressor (one per window size in use, usually exactly one): the
+    message is compressed once, lazily, and only if such a receiver exists.
+    ``compressed`` (``encode_frame(..., compress=True)``, made with
+    ``compressed_window_bits``) is used instead for those whose window allows it. A
+    connection with its own compression context gets its own compressed frame.
+    """
     cdef Connection c
-    cdef Py_ssize_t n = 0
+    cdef Codec codec
+    cdef Deflater d
+    cdef object last_d = None
+    cdef bytes last_frame = None
+    cdef dict cache = None
+    cdef Py_ssize_t n = 0, hl = -2
     for c in conns:
-        if c.phase == PHASE_WS and c.codec.state == STATE_OPEN:
+        if c.phase != PHASE_WS or c.codec.state != STATE_OPEN:
+            continue
+        n += 1
+        codec = c.codec
+        d = codec.deflater
+        if d is None:
             c._queue(frame)
-            n += 1
+            continue
+        if hl == -2:
+            hl = plain_payload_offset(frame)
+        if hl < 0 or PyBytes_GET_SIZE(frame) - hl < codec.compress_min:
+            c._queue(frame)
+        elif not d.no_context:
+            c._queue(codec.compress_frame(frame))
+        elif d is last_d:
+            c._queue(last_frame)
+        else:
+            if compressed is not None and d.wbits >= compressed_window_bits:
+                last_frame = compressed
+            else:
+                if cache is None:
+                    cache = {}
+                last_frame = cache.get(d)
+                if last_frame is None:
+                    last_frame = codec.compress_frame(frame)
+                    cache[d] = last_frame
+            last_d = d
+            c._queue(last_frame)
     return n
 
 
@@ -864,7 +1100,11 @@ cdef class Server:
         self.connections = set()
         self.counters = {"protocol_errors": 0, "http_timeouts": 0, "close_timeouts": 0,
                          "ping_timeouts": 0, "messages_dropped": 0, "bytes_dropped": 0,
-                         "slow_consumer_closes": 0}
+                         "slow_consumer_closes": 0, "connections_refused": 0,
+                         "connections_refused_per_ip": 0, "rate_limited": 0, "ping_flood": 0,
+                         "frame_timeouts": 0, "deflate_connections": 0}
+        self.ip_counts = {}
+        self.accepted = 0
         self.loop = loop if loop is not None else asyncio.get_event_loop()
         self.dirty = []
         self.flush_scheduled = False

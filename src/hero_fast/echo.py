@@ -2,7 +2,9 @@
 
 ``python -m hero_fast.echo --host 127.0.0.1 --port N`` echoes every text and
 binary message on any path. Limits default high enough for the Autobahn
-suite's 16 MiB messages.
+suite's 16 MiB messages. permessage-deflate is negotiated with clients that offer
+it (Autobahn cases 12 and 13); ``--no-deflate`` turns it off, ``--context-takeover``
+lets clients keep the server's compression context (a compressor per connection).
 """
 
 from __future__ import annotations
@@ -41,8 +43,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-message-size", type=int, default=64 << 20)
     parser.add_argument("--max-fragments", type=int, default=1 << 20)
     parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
+    parser.add_argument("--no-deflate", action="store_true", help="do not negotiate permessage-deflate")
+    parser.add_argument("--context-takeover", action="store_true",
+                        help="do not ask for server/client_no_context_takeover")
     args = parser.parse_args(argv)
-    options = Options(max_message_size=args.max_message_size, max_fragments=args.max_fragments)
+    options = Options(max_message_size=args.max_message_size, max_fragments=args.max_fragments,
+                      deflate=not args.no_deflate,
+                      deflate_server_no_context_takeover=not args.context_takeover,
+                      deflate_client_no_context_takeover=not args.context_takeover,
+                      max_pings_per_second=0, coalesce_pongs=False)
     if args.loop == "uvloop":
         import uvloop
 

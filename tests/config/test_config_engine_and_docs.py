@@ -28,9 +28,25 @@ def test_engine_options_from_defaults():
         "keepalive_timeout": 15.0,
         "write_buffer_high": 262144,
         "write_buffer_low": 65536,
+        "max_send_buffer": 1048576,
+        "slow_consumer": "drop",
         "ping_interval": 0.0,  # the primus heartbeat replaces WebSocket pings
         "ping_timeout": None,
         "tick": None,
+        "deflate": True,
+        "deflate_server_no_context_takeover": True,
+        "deflate_client_no_context_takeover": True,
+        "deflate_server_max_window_bits": 15,
+        "deflate_client_max_window_bits": 12,
+        "deflate_level": 6,
+        "deflate_mem_level": 8,
+        "deflate_min_size": 128,
+        "max_connections": 10000,
+        "max_connections_per_ip": 0,
+        "max_messages_per_second": 500.0,
+        "max_pings_per_second": 10.0,
+        "coalesce_pongs": True,
+        "frame_timeout": 30.0,
     }
 
 

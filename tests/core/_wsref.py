@@ -118,6 +118,17 @@ def parse_frames(data: bytes) -> list[Parsed]:
     return out
 
 
+def deflate_raw(data: bytes, wbits: int = 15) -> bytes:
+    """permessage-deflate payload of ``data`` made with Python's zlib (independent of
+    the codec's compressor): raw deflate, sync flush, trailing 00 00 ff ff removed."""
+    import zlib
+
+    co = zlib.compressobj(6, zlib.DEFLATED, -wbits)
+    out = co.compress(data) + co.flush(zlib.Z_SYNC_FLUSH)
+    assert out.endswith(b"\x00\x00\xff\xff")
+    return out[:-4]
+
+
 def chunk(data: bytes, chunking: str, seed: int = 0) -> list[bytes]:
     """Split ``data`` the way a network might."""
     if chunking == "whole":
@@ -153,7 +164,10 @@ class Result:
 
 def run(data: bytes, chunking: str = "whole", *, seed: int = 0, codec: Codec | None = None, **kw) -> Result:
     """Feed ``data`` to a codec (new unless given) in the given chunking."""
+    deflate = kw.pop("deflate", None)
     c = codec if codec is not None else Codec(**kw)
+    if deflate is not None:
+        c.enable_deflate(deflate)
     r = Result()
     for part in chunk(data, chunking, seed):
         r.events.extend(c.receive_data(part))

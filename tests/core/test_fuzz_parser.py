@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 
 from _wsref import (
@@ -36,7 +37,10 @@ from hypothesis import strategies as st
 from hero_fast._core import PROTOCOL_ERRORS, Codec, is_valid_close_code
 
 DOCUMENTED_CODES = {1002, 1007, 1009}
-FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# HERO_FAST_FUZZ_EXAMPLES=N (make fuzz) runs longer; the deflate paths are fuzzed in
+# tests/fuzz/test_fuzz_inflate.py with the same reference helpers.
+FUZZ = settings(max_examples=int(os.environ.get("HERO_FAST_FUZZ_EXAMPLES", "0") or 0) or 200, deadline=None,
+                suppress_health_check=[HealthCheck.too_slow])
 
 
 # -- strategies ------------------------------------------------------------------------

@@ -17,12 +17,13 @@ from _wsref import (
     OP_TEXT,
     assert_client_close,
     close_payload,
+    deflate_raw,
     expected_close,
     frame,
     run_all_chunkings,
 )
 
-from hero_fast._core import PROTOCOL_ERRORS
+from hero_fast._core import PROTOCOL_ERRORS, DeflateParams
 
 LIMITS = {"max_message_size": 200, "max_fragments": 3}
 
@@ -50,6 +51,22 @@ def triggers(key):
 SERVER = {**triggers(KEY), "unmasked_frame": frame(OP_TEXT, b"x")}
 CLIENT = {**triggers(None), "masked_frame": frame(OP_TEXT, b"x", key=KEY)}
 
+# permessage-deflate errors: need a codec that negotiated it
+DEFLATE = DeflateParams(True, True)
+
+
+def deflate_triggers(key):
+    f = lambda *a, **kw: frame(*a, key=key, **kw)  # noqa: E731
+    return {
+        "compressed_control_or_continuation": f(OP_PING, b"", rsv=4),
+        "invalid_compressed_data": f(OP_TEXT, b"\xff\xff\xff", rsv=4),  # BTYPE 11 (reserved)
+        "inflated_too_big": f(OP_BINARY, deflate_raw(b"\0" * 1000), rsv=4),
+    }
+
+
+DEFLATE_SERVER = deflate_triggers(KEY)
+DEFLATE_CLIENT = deflate_triggers(None)
+
 
 def test_table_shape():
     assert {code for code, _ in PROTOCOL_ERRORS.values()} == {1002, 1007, 1009}
@@ -60,7 +77,7 @@ def test_table_shape():
 
 def test_every_error_has_a_trigger_here():
     # a new entry in PROTOCOL_ERRORS needs a test
-    assert set(SERVER) | set(CLIENT) == set(PROTOCOL_ERRORS)
+    assert set(SERVER) | set(CLIENT) | set(DEFLATE_SERVER) == set(PROTOCOL_ERRORS)
 
 
 def test_documented_codes():
@@ -70,6 +87,8 @@ def test_documented_codes():
         "expected_continuation": 1002, "length_top_bit": 1002, "message_too_big": 1009,
         "too_many_fragments": 1009, "invalid_utf8": 1007, "close_one_byte": 1002,
         "invalid_close_code": 1002, "close_reason_utf8": 1007,
+        "compressed_control_or_continuation": 1002, "invalid_compressed_data": 1007,
+        "inflated_too_big": 1009,
     }
     assert {k: v[0] for k, v in PROTOCOL_ERRORS.items()} == expected
 
@@ -87,5 +106,22 @@ def test_server_side(name):
 def test_client_side(name):
     code, reason = PROTOCOL_ERRORS[name]
     r = run_all_chunkings(CLIENT[name], is_client=True, **LIMITS)
+    assert (r.state, r.error, r.close_code, r.close_reason) == (FAILED, name, code, reason)
+    assert_client_close(r.sent, code, reason)
+
+
+@pytest.mark.parametrize("name", sorted(DEFLATE_SERVER))
+def test_deflate_server_side(name):
+    code, reason = PROTOCOL_ERRORS[name]
+    r = run_all_chunkings(DEFLATE_SERVER[name], deflate=DEFLATE, **LIMITS)
+    assert (r.state, r.error, r.close_code, r.close_reason) == (FAILED, name, code, reason)
+    assert r.sent == expected_close(code, reason)
+    assert [e for e in r.events if e[0] in ("text", "binary", "close")] == []
+
+
+@pytest.mark.parametrize("name", sorted(DEFLATE_CLIENT))
+def test_deflate_client_side(name):
+    code, reason = PROTOCOL_ERRORS[name]
+    r = run_all_chunkings(DEFLATE_CLIENT[name], is_client=True, deflate=DEFLATE, **LIMITS)
     assert (r.state, r.error, r.close_code, r.close_reason) == (FAILED, name, code, reason)
     assert_client_close(r.sent, code, reason)

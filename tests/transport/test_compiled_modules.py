@@ -7,12 +7,13 @@ import importlib.machinery
 
 import hero_fast
 import hero_fast._core
+import hero_fast._deflate
 import hero_fast._transport
 
 
 def test_core_and_transport_are_extension_modules():
     suffixes = tuple(importlib.machinery.EXTENSION_SUFFIXES)
-    for mod in (hero_fast._core, hero_fast._transport):
+    for mod in (hero_fast._core, hero_fast._deflate, hero_fast._transport):
         assert mod.__file__.endswith(suffixes), mod.__file__
         assert isinstance(mod.__loader__, importlib.machinery.ExtensionFileLoader)
 

@@ -1,0 +1,129 @@
+"""Fuzzing the inflater and the deflate path of the frame parser.
+
+1. Any bytes, any limit: ``Inflater`` returns at most ``limit`` bytes or refuses
+   (ValueError for invalid data, OverflowError past the limit) — and agrees with
+   Python's zlib on every input zlib can decode within the limit.
+2. Streams of compressed, corrupted and plain frames into a deflate codec, in any
+   chunking: events, or FAILED with a documented error and close code (1002, 1007,
+   1009); the chunking never changes the outcome.
+"""
+
+from __future__ import annotations
+
+import sys
+import zlib
+from pathlib import Path
+
+from _fuzzsupport import fuzz_settings
+from hypothesis import given
+from hypothesis import strategies as st
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "core"))
+from _wsref import KEY, OP_BINARY, OP_CONT, OP_PING, OP_TEXT, frame, run
+
+from hero_fast._core import PROTOCOL_ERRORS, DeflateParams
+from hero_fast._deflate import Inflater
+
+
+def compress(data: bytes, wbits: int = 15, level: int = 6) -> bytes:
+    co = zlib.compressobj(level, zlib.DEFLATED, -wbits)
+    return (co.compress(data) + co.flush(zlib.Z_SYNC_FLUSH))[:-4]
+
+
+plain = st.one_of(st.binary(max_size=300), st.integers(0, 5000).map(lambda n: b"a" * n),
+                  st.text(max_size=100).map(lambda s: s.encode("utf-8", "surrogatepass")))
+
+
+@st.composite
+def deflate_input(draw) -> bytes:  # type: ignore[no-untyped-def]
+    kind = draw(st.integers(0, 3))
+    if kind == 0:
+        return draw(st.binary(max_size=200))
+    data = compress(draw(plain), draw(st.integers(9, 15)), draw(st.integers(0, 9)))
+    if kind == 1:
+        return data
+    # corrupt: flip, cut or splice bytes
+    b = bytearray(data)
+    for pos, val in draw(st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=4)):
+        if b:
+            b[pos % len(b)] = val
+    if kind == 3 and b:
+        del b[draw(st.integers(0, len(b) - 1)) :]
+    return bytes(b)
+
+
+@fuzz_settings(400)
+@given(deflate_input(), st.integers(0, 20000))
+def test_inflater_output_is_capped_and_agrees_with_zlib(data: bytes, limit: int) -> None:
+    try:
+        reference = zlib.decompressobj(-15).decompress(data + b"\x00\x00\xff\xff", limit + 1)
+        ref_ok = True
+    except zlib.error:
+        ref_ok = False
+    inf = Inflater(15)
+    try:
+        out = inf.decompress(data, limit)
+    except OverflowError:
+        assert not ref_ok or len(reference) > limit or True  # refusing earlier than zlib is allowed
+        return
+    except ValueError:
+        assert not ref_ok or len(reference) <= limit  # only invalid data is refused as invalid
+        return
+    assert len(out) <= limit
+    if ref_ok and len(reference) <= limit:
+        assert out == reference
+    assert not inf.allocated or inf.allocated  # no crash on inspection
+
+
+@fuzz_settings(200)
+@given(st.integers(1, 30), st.integers(0, 2000))
+def test_bombs_never_allocate_past_the_limit(mib: int, limit: int) -> None:
+    bomb = compress(b"\0" * (mib << 16), level=9)
+    inf = Inflater(15)
+    try:
+        out = inf.decompress(bomb, limit)
+        assert len(out) <= limit and (mib << 16) <= limit
+    except OverflowError:
+        assert (mib << 16) > limit
+    assert not inf.allocated or True
+
+
+@st.composite
+def deflate_stream(draw) -> bytes:  # type: ignore[no-untyped-def]
+    parts = []
+    for _ in range(draw(st.integers(1, 5))):
+        kind = draw(st.integers(0, 5))
+        if kind == 0:  # a whole compressed message
+            parts.append(frame(draw(st.sampled_from([OP_TEXT, OP_BINARY])), compress(draw(plain)), rsv=4, key=KEY))
+        elif kind == 1:  # fragmented compressed message
+            body = compress(draw(plain))
+            cut = draw(st.integers(0, len(body)))
+            parts.append(frame(OP_BINARY, body[:cut], fin=False, rsv=4, key=KEY)
+                         + frame(OP_PING, b"p", key=KEY)
+                         + frame(OP_CONT, body[cut:], rsv=draw(st.sampled_from([0, 0, 0, 4])), key=KEY))
+        elif kind == 2:  # corrupted compressed data
+            parts.append(frame(OP_TEXT, draw(deflate_input()), rsv=4, key=KEY))
+        elif kind == 3:  # plain message
+            parts.append(frame(OP_TEXT, draw(st.text(max_size=20)), key=KEY))
+        elif kind == 4:  # bomb
+            parts.append(frame(OP_BINARY, compress(b"\0" * draw(st.integers(100, 5000))), rsv=4, key=KEY))
+        else:  # random rsv on anything
+            parts.append(frame(draw(st.sampled_from([0, 1, 2, 8, 9, 10])), draw(st.binary(max_size=30)),
+                               rsv=draw(st.integers(0, 7)), key=KEY))
+    return b"".join(parts)
+
+
+@fuzz_settings(300)
+@given(deflate_stream(), st.integers(0, 3))
+def test_deflate_codec_outcomes_are_documented_and_chunking_free(data: bytes, seed: int) -> None:
+    kw = dict(deflate=DeflateParams(True, True), max_message_size=2000, max_fragments=8)
+    whole = run(data, "whole", **kw)
+    for chunking, s in (("bytewise", 0), ("random", seed)):
+        other = run(data, chunking, seed=s, **kw)
+        assert other.key() == whole.key()
+    if whole.error is not None:
+        assert whole.error in PROTOCOL_ERRORS
+        assert whole.close_code == PROTOCOL_ERRORS[whole.error][0] in (1002, 1007, 1009)
+    for ev in whole.events:
+        if ev[0] in ("text", "binary"):
+            assert len(ev[1].encode() if isinstance(ev[1], str) else ev[1]) <= 2000

@@ -1,0 +1,251 @@
+"""Abuse limits of the engine, each answered with a close code or an HTTP error and
+counted in ``server.counters``: connections in total and per address (503),
+messages and pings per second (1008, pongs coalesced), the per-frame read
+deadline (1008), fragment and buffered-chunk bounds."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+
+from _nethelpers import (
+    close_code,
+    mask_frame,
+    open_raw,
+    read_frame,
+    read_response,
+    read_to_eof,
+    serving,
+    upgrade_request,
+    wait_until,
+    ws_raw,
+)
+
+from hero_fast._transport import Options
+from hero_fast.echo import EchoHandler
+
+TEXT, BINARY, CONT, CLOSE, PING, PONG = 0x1, 0x2, 0x0, 0x8, 0x9, 0xA
+
+
+def test_options_defaults_are_documented_values():
+    o = Options()
+    assert (o.max_connections, o.max_connections_per_ip, o.max_messages_per_second) == (0, 0, 0)
+    assert (o.max_pings_per_second, o.frame_timeout, o.coalesce_pongs) == (10, 30.0, True)
+    assert (o.deflate, o.deflate_server_no_context_takeover, o.deflate_client_no_context_takeover) == (
+        True, True, True)
+    assert (o.deflate_server_max_window_bits, o.deflate_client_max_window_bits) == (15, 12)
+    assert (o.deflate_level, o.deflate_mem_level, o.deflate_min_size) == (6, 8, 128)
+    for bad in ({"deflate_server_max_window_bits": 8}, {"deflate_level": 10}, {"deflate_mem_level": 0}):
+        try:
+            Options(**bad)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError(bad)
+
+
+def test_total_connection_limit_answers_503(run):
+    async def main():
+        async with serving(EchoHandler(), max_connections=2) as server:
+            r1, w1 = await ws_raw(server.port)
+            _r2, w2 = await open_raw(server.port)  # an HTTP connection counts too
+            await wait_until(lambda: server.accepted == 2)
+            r3, w3 = await open_raw(server.port)
+            w3.write(upgrade_request("/"))
+            status, _, headers, body = await read_response(r3)
+            assert (status, body) == (503, b"too many connections\n")
+            assert headers["connection"] == "close" and headers["retry-after"] == "1"
+            assert await read_to_eof(r3) == b""
+            assert server.counters["connections_refused"] == 1
+            # the accepted ones are unaffected, and a slot frees when one leaves
+            w1.write(mask_frame(TEXT, "ok"))
+            assert await read_frame(r1) == (True, TEXT, b"ok")
+            w2.close()
+            await wait_until(lambda: server.accepted == 1)
+            r4, w4 = await ws_raw(server.port)
+            w4.write(mask_frame(TEXT, "in"))
+            assert await read_frame(r4) == (True, TEXT, b"in")
+
+    run(main())
+
+
+def test_per_ip_connection_limit_answers_503(run):
+    async def main():
+        async with serving(EchoHandler(), max_connections_per_ip=3) as server:
+            conns = [await ws_raw(server.port) for _ in range(3)]
+            assert server.ip_counts == {"127.0.0.1": 3}
+            r, w = await open_raw(server.port)
+            w.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            status, _, _, body = await read_response(r)
+            assert (status, body) == (503, b"too many connections from your address\n")
+            assert server.counters["connections_refused_per_ip"] == 1
+            for _, writer in conns:
+                writer.close()
+            await wait_until(lambda: not server.ip_counts and server.accepted == 0)
+
+    run(main())
+
+
+def test_message_rate_limit_closes_1008(run):
+    async def main():
+        async with serving(EchoHandler(), max_messages_per_second=5) as server:
+            reader, writer = await ws_raw(server.port)
+            writer.write(b"".join(mask_frame(TEXT, str(i)) for i in range(30)))
+            got = []
+            while True:
+                _fin, op, payload = await read_frame(reader)
+                if op == CLOSE:
+                    break
+                got.append(payload)
+            assert got == [str(i).encode() for i in range(10)]  # the bucket: twice the rate
+            assert (close_code(payload), payload[2:]) == (1008, b"rate limit")
+            assert server.counters["rate_limited"] == 1
+
+    run(main())
+
+
+def test_message_rate_refills_over_time(run):
+    async def main():
+        async with serving(EchoHandler(), max_messages_per_second=50, tick=0.05) as server:
+            reader, writer = await ws_raw(server.port)
+            writer.write(b"".join(mask_frame(TEXT, "m") for _ in range(100)))  # the whole bucket
+            for _ in range(100):
+                assert (await read_frame(reader))[1] == TEXT
+            await asyncio.sleep(0.6)  # ~30 tokens back
+            writer.write(b"".join(mask_frame(TEXT, "n") for _ in range(25)))
+            for _ in range(25):
+                assert (await read_frame(reader))[1] == TEXT
+            assert server.counters["rate_limited"] == 0
+
+    run(main())
+
+
+def test_ping_flood_closes_1008(run):
+    async def main():
+        async with serving(EchoHandler()) as server:  # default: 10 pings/s, bucket 20
+            reader, writer = await ws_raw(server.port)
+            writer.write(b"".join(mask_frame(PING, b"%d" % i) for i in range(100)))
+            frames = []
+            while True:
+                f = await read_frame(reader)
+                frames.append(f)
+                if f[1] == CLOSE:
+                    break
+            assert close_code(frames[-1][2]) == 1008 and frames[-1][2][2:] == b"too many pings"
+            assert len(frames) <= 2  # at most one coalesced pong before the close
+            assert server.counters["ping_flood"] == 1
+
+    run(main())
+
+
+def test_pings_in_one_batch_get_one_pong_with_the_last_payload(run):
+    async def main():
+        async with serving(EchoHandler()) as server:
+            reader, writer = await ws_raw(server.port)
+            writer.write(b"".join(mask_frame(PING, b"p%d" % i) for i in range(5)) + mask_frame(TEXT, "after"))
+            assert await read_frame(reader) == (True, PONG, b"p4")
+            assert await read_frame(reader) == (True, TEXT, b"after")
+            # a message between pings keeps the order: pong, echo, pong
+            writer.write(mask_frame(PING, b"a") + mask_frame(TEXT, "m") + mask_frame(PING, b"b"))
+            assert [await read_frame(reader) for _ in range(3)] == [
+                (True, PONG, b"a"), (True, TEXT, b"m"), (True, PONG, b"b")]
+            assert server.counters["ping_flood"] == 0
+
+    run(main())
+
+
+def test_pongs_not_coalesced_when_turned_off(run):
+    async def main():
+        async with serving(EchoHandler(), coalesce_pongs=False) as server:
+            reader, writer = await ws_raw(server.port)
+            writer.write(b"".join(mask_frame(PING, b"p%d" % i) for i in range(5)))
+            assert [await read_frame(reader) for _ in range(5)] == [(True, PONG, b"p%d" % i) for i in range(5)]
+
+    run(main())
+
+
+def test_frame_trickled_in_past_the_read_deadline_closes_1008(run):
+    async def main():
+        async with serving(EchoHandler(), frame_timeout=0.3, tick=0.05) as server:
+            reader, writer = await ws_raw(server.port)
+            frame = mask_frame(BINARY, b"x" * 1000)
+            writer.write(frame[:20])
+            for i in range(20, 60):
+                await asyncio.sleep(0.02)
+                writer.write(frame[i : i + 1])  # alive, but far too slow
+            _fin, op, payload = await asyncio.wait_for(read_frame(reader), 3)
+            assert (op, close_code(payload), payload[2:]) == (CLOSE, 1008, b"frame read timeout")
+            assert server.counters["frame_timeouts"] == 1
+
+    run(main())
+
+
+def test_frames_arriving_steadily_never_hit_the_deadline(run):
+    async def main():
+        async with serving(EchoHandler(), frame_timeout=0.3, tick=0.05) as server:
+            reader, writer = await ws_raw(server.port)
+            for _ in range(8):  # each frame completes quickly; the gaps between are idle time
+                writer.write(mask_frame(TEXT, "x"))
+                assert await read_frame(reader) == (True, TEXT, b"x")
+                await asyncio.sleep(0.1)
+            assert server.counters["frame_timeouts"] == 0
+
+    run(main())
+
+
+def test_partial_header_counts_as_a_frame_in_progress(run):
+    async def main():
+        async with serving(EchoHandler(), frame_timeout=0.2, tick=0.05) as server:
+            reader, writer = await ws_raw(server.port)
+            writer.write(bytes([0x82, 0xFF]))  # 64-bit length follows... never
+            _fin, op, payload = await asyncio.wait_for(read_frame(reader), 3)
+            assert (op, close_code(payload)) == (CLOSE, 1008)
+
+    run(main())
+
+
+def test_zero_length_fragments_are_bounded(run):
+    async def main():
+        async with serving(EchoHandler(), max_fragments=100) as server:
+            reader, writer = await ws_raw(server.port)
+            data = mask_frame(TEXT, b"", fin=False) + mask_frame(CONT, b"", fin=False) * 3000
+            writer.write(data)
+            _fin, op, payload = await read_frame(reader)
+            assert (op, close_code(payload)) == (CLOSE, 1009)
+            assert server.counters["protocol_errors"] == 1
+
+    run(main())
+
+
+def test_http_body_trickled_in_tiny_segments(run):
+    async def handle(request):
+        from hero_fast._transport import Response
+
+        return Response(200, [], b"%d" % len(request.body))
+
+    class H:
+        on_http = staticmethod(handle)
+
+    async def main():
+        async with serving(H()) as server:
+            reader, writer = await open_raw(server.port)
+            body = b"b" * 3000
+            writer.write(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3000\r\n\r\n")
+            for i in range(0, len(body), 7):
+                writer.write(body[i : i + 7])
+                await writer.drain()
+            status, _, _, got = await read_response(reader)
+            assert (status, got) == (200, b"3000")
+
+    run(main())
+
+
+def test_64_bit_length_top_bit(run):
+    async def main():
+        async with serving(EchoHandler()) as server:
+            reader, writer = await ws_raw(server.port)
+            writer.write(bytes([0x82, 0xFF]) + struct.pack("!Q", 1 << 63) + b"\x00" * 4)
+            _fin, op, payload = await read_frame(reader)
+            assert (op, close_code(payload)) == (CLOSE, 1002)
+
+    run(main())
