@@ -39,6 +39,12 @@ bench-micro: install
 	$(PIP) install -q websockets
 	$(PY) -m pytest bench/micro --benchmark-only --benchmark-columns=median,ops -q
 
+# macro bench suite against every peer (bounded: <= 15 min; BENCH_ARGS=--quick for ~3 min):
+# writes bench/RESULTS.md and bench/chart.png. Needs node + redis-server for the actionhero peer.
+bench: install
+	$(PIP) install -q websockets picows aiohttp python-socketio matplotlib py-spy
+	$(PY) bench/run_all.py $(BENCH_ARGS)
+
 # a longer fuzzing run (`make test` runs a short one): HERO_FAST_FUZZ_EXAMPLES examples per harness
 fuzz: install
 	HERO_FAST_FUZZ_EXAMPLES=$${HERO_FAST_FUZZ_EXAMPLES:-5000} $(PY) -m pytest -q tests/fuzz tests/core/test_fuzz_parser.py

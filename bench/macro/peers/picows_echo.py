@@ -3,7 +3,6 @@
 Usage: python bench/macro/peers/picows_echo.py --port N [--host 127.0.0.1]
 """
 import argparse
-import asyncio
 
 import uvloop
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_create_server

@@ -56,7 +56,7 @@ def server_header(b0: int, n: int) -> bytes:
 
 
 class RawEcho(asyncio.Protocol):
-    __slots__ = ("transport", "buf", "upgraded")
+    __slots__ = ("buf", "transport", "upgraded")
 
     def __init__(self):
         self.transport = None
