@@ -22,6 +22,7 @@ import orjson
 from hero_fast._core import encode_frame
 from hero_fast._transport import Connection as WsConnection
 from hero_fast._transport import HttpRequest, Reject, fanout
+from hero_fast.actions import ActionResult
 from hero_fast.chat import ChatError
 from hero_fast.config import resolve_callable
 from hero_fast.servers.static import FileTooLarge
@@ -232,12 +233,10 @@ class WebSocketServer:
             log.exception("verb %s failed", data.get("event"))
             self.error(conn, mid, str(e) or type(e).__name__, data)
             return
-        if result is None:
-            return
-        if inspect.isawaitable(result):
-            self.api.spawn(self._finish(conn, mid, data, result), "verb")
-        else:
+        if type(result) is dict:  # the common, synchronous case: skip the awaitable probe
             self.respond(conn, mid, result)
+        elif result is not None:
+            self.api.spawn(self._finish(conn, mid, data, result), "verb")
 
     async def _finish(self, conn: Connection, mid: Any, data: dict[str, Any], pending: Any) -> None:
         try:
@@ -283,11 +282,13 @@ class WebSocketServer:
         elif type(params) is not dict:
             raise VerbError("params must be a JSON object")
         result = self.api.actions.process(conn, params)
-        if inspect.isawaitable(result):
-            async def later() -> dict[str, Any]:
-                return (await result).response
-            return later()
-        return result.response
+        if isinstance(result, ActionResult):  # finished without suspending
+            return result.response
+
+        async def later() -> dict[str, Any]:
+            return (await result).response
+
+        return later()
 
     def verb_room_add(self, conn: Connection, data: dict[str, Any]) -> Any:
         return self._ok(self.api.chat_room.add_member(conn, data.get("room")))  # type: ignore[arg-type]
