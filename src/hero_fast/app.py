@@ -1,6 +1,7 @@
 """The Api object: configuration, registries, boot order, start and graceful stop.
 
-Boot order: config → connections, chat rooms, actions (built-ins, then the
+Boot order: config → connections, chat rooms, actions → the browser client
+(``actionheroClient.js``/``.min.js``), built-in actions, then the
 project's ``actions/``) → web and WebSocket servers → starting chat rooms →
 the listening socket and the heartbeat. Stop: stop accepting, let in-flight
 work finish (bounded by ``general.shutdownTimeout``), then close WebSockets
@@ -23,8 +24,12 @@ from typing import Any
 from hero_fast._transport import Server, serve
 from hero_fast.actions import ActionRegistry
 from hero_fast.chat import ChatRooms
+from hero_fast.client_js import write_client
+from hero_fast.cluster import create_backend
 from hero_fast.config import engine_options, load_config
 from hero_fast.connections import Connections
+from hero_fast.logs import install_access_log
+from hero_fast.metrics import setup_metrics
 from hero_fast.servers.web import WebServer
 from hero_fast.servers.websocket import WebSocketServer
 
@@ -75,10 +80,13 @@ class Api:
         self._tasks: set[asyncio.Future[Any]] = set()
         self._booted = False
         self.connections = Connections(self)
+        self.cluster = create_backend(self)  # memory (default) or Redis (redis_url): hero_fast.cluster
         self.chat_room = ChatRooms(self)
         self.actions = ActionRegistry(self)
         self.web = WebServer(self)
         self.websocket = WebSocketServer(self)
+        self.metrics = setup_metrics(self)  # None unless metrics.enabled; serves metrics.path
+        install_access_log(self)  # logging.accessLog
 
     # -- paths -----------------------------------------------------------------
 
@@ -92,9 +100,10 @@ class Api:
     # -- boot --------------------------------------------------------------------
 
     def boot(self) -> None:
-        """Load actions and create the starting chat rooms (once)."""
+        """Write the browser client, load actions, create the starting chat rooms (once)."""
         if self._booted:
             return
+        write_client(self)  # public/<clientJsPath>/<clientJsName>.js, .min.js, .d.ts: rewritten every boot
         self.actions.load_builtins()
         for folder in self._paths("action"):
             if folder.is_dir():
@@ -117,14 +126,19 @@ class Api:
         self.loop = asyncio.get_running_loop()
         self.boot()
         web = self.config["servers"]["web"]
-        self.server = await serve(
-            _EngineHandler(self.websocket, self.web),
-            host if host is not None else web["host"],
-            port if port is not None else web["port"],
-            options=engine_options(self.config),
-            ssl=self._ssl_context(),
-            reuse_port=reuse_port,
-        )
+        await self.cluster.start()
+        try:
+            self.server = await serve(
+                _EngineHandler(self.websocket, self.web),
+                host if host is not None else web["host"],
+                port if port is not None else web["port"],
+                options=engine_options(self.config),
+                ssl=self._ssl_context(),
+                reuse_port=reuse_port,
+            )
+        except BaseException:
+            await self.cluster.stop()
+            raise
         self.websocket.start_heartbeat()
         self.started_at = time.time()
         log.info("hero-fast listening on %s:%s", host or web["host"], self.port)
@@ -164,19 +178,20 @@ class Api:
         await server.shutdown(timeout=server.options.close_timeout)
         for conn in list(self.connections.by_id.values()):
             self.connections.destroy(conn)
+        await self.cluster.stop()  # sweeps this node's members, then deregisters it
 
     # -- blocking entry point ---------------------------------------------------------
 
-    def run(self, host: str | None = None, port: int | None = None) -> None:
+    def run(self, host: str | None = None, port: int | None = None, *, reuse_port: bool = False) -> None:
         """Serve until SIGINT or SIGTERM, then stop gracefully."""
         try:
             import uvloop
         except ImportError:  # Windows: plain asyncio
-            asyncio.run(self._serve_forever(host, port))
+            asyncio.run(self._serve_forever(host, port, reuse_port))
         else:
-            uvloop.run(self._serve_forever(host, port))
+            uvloop.run(self._serve_forever(host, port, reuse_port))
 
-    async def _serve_forever(self, host: str | None, port: int | None) -> None:
+    async def _serve_forever(self, host: str | None, port: int | None, reuse_port: bool = False) -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -184,7 +199,7 @@ class Api:
                 loop.add_signal_handler(sig, stop.set)
             except NotImplementedError:  # pragma: no cover - Windows
                 pass
-        await self.start(host, port)
+        await self.start(host, port, reuse_port=reuse_port)
         web = self.config["servers"]["web"]
         scheme = "https" if web.get("certfile") else "http"
         print(f"hero-fast serving {self.project_dir} on {scheme}://{host or web['host']}:{self.port}/", flush=True)

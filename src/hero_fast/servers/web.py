@@ -160,6 +160,8 @@ class WebServer:
         pathname = "/" + str(pathname).strip("/")
         self.ws_paths = frozenset({pathname, pathname + "/"} if pathname != "/" else {"/"})
         self._files: StaticFiles | None = None
+        metrics = config.get("metrics") or {}
+        self.metrics_path: str | None = metrics.get("path", "/metrics") if metrics.get("enabled") else None
 
     @staticmethod
     def _prefix(value: Any) -> str | None:
@@ -248,6 +250,8 @@ class WebServer:
         if method == "OPTIONS":
             allow = API_ALLOW if path == "*" or self._is_api_path(path) else FILE_ALLOW
             return Response(204, [*self.base_headers, ("Allow", allow), *cookie], b"")
+        if path == self.metrics_path:
+            return self.api.metrics.handle(request)  # type: ignore[no-any-return]
         if path in self.ws_paths:
             headers = [
                 *self.base_headers,
