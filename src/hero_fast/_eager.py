@@ -38,19 +38,29 @@ in-process) and threads each get their own engine. An engine whose coroutine
 raised is finished and simply dropped. Use :func:`start` (or
 :func:`run_eager`); hot paths may inline it (see ``ActionRegistry.process``).
 
-Note: the part of a coroutine that runs eagerly runs in the caller's
-``contextvars`` context, not in a copy as a Task's first step would.
+On Python 3.12 and later, when a loop is running, :func:`start_task` uses the
+loop's own eager Tasks instead (``asyncio.Task(coro, eager_start=True)``): the
+Task object is made but never scheduled unless the coroutine suspends, and the
+eager part then runs as a real Task — ``asyncio.current_task()`` is set, so
+``asyncio.timeout()`` and ``asyncio.wait_for()`` (which needs a Task since
+3.12) work before the first ``await``, and the coroutine gets a copy of the
+context. On 3.10 and 3.11 the engines run it: there, code before an action's
+first suspension runs outside any Task and in the caller's ``contextvars``
+context, so ``asyncio.timeout()`` (3.11) must come after an ``await`` or be
+replaced by ``asyncio.wait_for()``.
 """
 
 from __future__ import annotations
 
 import inspect
-from asyncio import CancelledError
+import sys
+from asyncio import CancelledError, Task
+from asyncio.events import _get_running_loop
 from collections.abc import Awaitable, Coroutine, Generator
 from types import CoroutineType, TracebackType, coroutine
 from typing import Any, TypeVar
 
-__all__ = ["DONE", "ENGINES", "EngineResume", "Resume", "new_engine", "resume", "run_eager", "start"]
+__all__ = ["DONE", "EAGER_TASKS", "ENGINES", "EngineResume", "Resume", "new_engine", "resume", "run_eager", "start", "start_task"]
 
 T = TypeVar("T")
 
@@ -178,6 +188,25 @@ once: the nesting depth times the threads)."""
 
 _pop = ENGINES.pop
 _push = ENGINES.append
+
+
+#: Python >= 3.12: eager Tasks give the eager part a current Task (see above).
+EAGER_TASKS = sys.version_info >= (3, 12)
+
+
+def start_task(coro: Coroutine[Any, Any, Any]) -> Any:
+    """Like :func:`start`, but on Python >= 3.12 with a running loop the
+    coroutine runs as an eager Task: ``(DONE, value)`` when it finished, else
+    that Task (already running; await it). Used for user code (actions,
+    middleware), which may need ``asyncio.current_task()``."""
+    if EAGER_TASKS:
+        loop = _get_running_loop()
+        if loop is not None:
+            task = Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg]
+            if task.done():
+                return (DONE, task.result())
+            return task
+    return start(coro)
 
 
 def start(coro: Coroutine[Any, Any, Any]) -> Any:

@@ -30,9 +30,10 @@ from types import CoroutineType, ModuleType
 from typing import TYPE_CHECKING, Any
 
 from hero_fast._eager import DONE as _DONE
+from hero_fast._eager import EAGER_TASKS as _EAGER_TASKS
 from hero_fast._eager import ENGINES as _ENGINES
 from hero_fast._eager import EngineResume, Resume, new_engine, run_eager
-from hero_fast._eager import start as _start
+from hero_fast._eager import start_task as _start_task
 from hero_fast.actions.action import (
     MISSING,
     Action,
@@ -783,7 +784,7 @@ class ActionRegistry:
                     r = fn(data)
                     if r is not None:
                         if r.__class__ is _Coro:
-                            r = _start(r)
+                            r = _start_task(r)
                             if r.__class__ is not tuple:
                                 return self._schedule(data, entry, i, r, t0)
                         elif _isawaitable(r):
@@ -806,6 +807,13 @@ class ActionRegistry:
                 if r is not None:
                     if r.__class__ is dict:
                         data.response.update(r)
+                    elif r.__class__ is _Coro and _EAGER_TASKS:
+                        r = _start_task(r)  # an eager Task (Python >= 3.12)
+                        if r.__class__ is not tuple:
+                            return self._schedule(data, entry, i, r, t0)
+                        r = r[1]
+                        if r is not None and (r.__class__ is dict or isinstance(r, dict)):
+                            data.response.update(r)
                     elif r.__class__ is _Coro:
                         # _eager.start() inlined (engines: see hero_fast._eager)
                         try:
@@ -835,7 +843,7 @@ class ActionRegistry:
                         r = fn(data)
                         if r is not None:
                             if r.__class__ is _Coro:
-                                r = _start(r)
+                                r = _start_task(r)
                                 if r.__class__ is not tuple:
                                     return self._schedule(data, entry, i, r, t0)
                             elif _isawaitable(r):
