@@ -203,9 +203,10 @@ def fmt_rate(v: float | None) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--server", action="append", default=[],
-                    help="server name (%s) or NAME=COMMAND with {port}; repeatable" % ", ".join(SERVERS))
+                    help="server name ({}) or NAME=COMMAND with {{port}}; repeatable".format(", ".join(SERVERS)))
     ap.add_argument("--scenario", action="append", default=[],
-                    help="scenario (%s); repeatable; default: %s" % (", ".join(SCENARIOS), " ".join(DEFAULT_SCENARIOS)))
+                    help="scenario ({}); repeatable; default: {}".format(
+                        ", ".join(SCENARIOS), " ".join(DEFAULT_SCENARIOS)))
     ap.add_argument("--duration", type=float, default=5.0, help="measured seconds per run [5]")
     ap.add_argument("--warmup", type=float, default=1.0, help="warmup seconds per run [1]")
     ap.add_argument("--repeat", type=int, default=3, help="repeats; medians are reported [3]")

@@ -1,6 +1,6 @@
 """hero-fast: an actionhero-style realtime API server with a Cython WebSocket engine."""
 
-from hero_fast._core import Codec, HandshakeError, PROTOCOL_ERRORS, encode_close, encode_frame
+from hero_fast._core import PROTOCOL_ERRORS, Codec, HandshakeError, encode_close, encode_frame
 from hero_fast._transport import Connection, HttpRequest, Options, Reject, Response, Server, fanout, serve
 
 __version__ = "0.1.0"

@@ -60,7 +60,18 @@ from collections.abc import Awaitable, Coroutine, Generator
 from types import CoroutineType, TracebackType, coroutine
 from typing import Any, TypeVar
 
-__all__ = ["DONE", "EAGER_TASKS", "ENGINES", "EngineResume", "Resume", "new_engine", "resume", "run_eager", "start", "start_task"]
+__all__ = [
+    "DONE",
+    "EAGER_TASKS",
+    "ENGINES",
+    "EngineResume",
+    "Resume",
+    "new_engine",
+    "resume",
+    "run_eager",
+    "start",
+    "start_task",
+]
 
 T = TypeVar("T")
 

@@ -2,11 +2,11 @@
 
 import asyncio
 import socket
-
-from hero_fast._deflate import DeflateParams
 import ssl as _ssl
 from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any, Protocol
+
+from hero_fast._deflate import DeflateParams
 
 __all__ = ["Connection", "HttpRequest", "Options", "Reject", "Response", "Server", "fanout", "serve"]
 
@@ -77,7 +77,9 @@ class Reject(Exception):
     status: int
     reason: str
     headers: list[tuple[str, str]]
-    def __init__(self, status: int = 403, reason: str = "forbidden", headers: Sequence[tuple[str, str]] = ()) -> None: ...
+    def __init__(
+        self, status: int = 403, reason: str = "forbidden", headers: Sequence[tuple[str, str]] = ()
+    ) -> None: ...
 
 class Connection:
     server: Server
@@ -107,7 +109,7 @@ class Handler(Protocol):
     """Any subset of these methods; missing ones get sensible defaults."""
     def on_upgrade(
         self, conn: Connection, request: HttpRequest, subprotocols: list[str]
-    ) -> str | None | Reject | Awaitable[str | None | Reject]: ...
+    ) -> str | Reject | Awaitable[str | Reject | None] | None: ...
     def on_connect(self, conn: Connection) -> None: ...
     def on_message(self, conn: Connection, message: str | bytes) -> None: ...
     def on_close(self, conn: Connection, code: int, reason: str) -> None: ...
@@ -124,7 +126,9 @@ class Server:
     ip_counts: dict[str, int]
     accepted: int
     timer: asyncio.TimerHandle | None
-    def __init__(self, handler: Any, options: Options | None = None, loop: asyncio.AbstractEventLoop | None = None) -> None: ...
+    def __init__(
+        self, handler: Any, options: Options | None = None, loop: asyncio.AbstractEventLoop | None = None
+    ) -> None: ...
     @property
     def sockets(self) -> tuple[socket.socket, ...]: ...
     @property
@@ -135,7 +139,6 @@ class Server:
 def fanout(
     frame: bytes, conns: Iterable[Connection], compressed: bytes | None = None, compressed_window_bits: int = 15
 ) -> int: ...
-
 async def serve(
     handler: Any,
     host: str | None = "127.0.0.1",

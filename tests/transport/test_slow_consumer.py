@@ -8,11 +8,10 @@ import asyncio
 import socket
 
 import pytest
+from _nethelpers import read_frame, serving, wait_until, ws_raw
 
 from hero_fast._core import encode_frame
 from hero_fast._transport import Connection, fanout
-
-from _nethelpers import read_frame, serving, wait_until, ws_raw
 
 HIGH = 16 * 1024
 CAP = 64 * 1024
