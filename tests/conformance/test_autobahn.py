@@ -37,6 +37,9 @@ def _python27() -> str | None:
 
 @pytest.mark.slow
 def test_autobahn_fuzzingclient_cases() -> None:
+    if not (HARNESS / "setup.sh").is_file():
+        # e.g. the suite run against an installed wheel from a copy of tests/ only
+        pytest.skip("the conformance/ harness is not beside these tests (not a source checkout)")
     if _python27() is None:
         if os.environ.get("CI"):
             pytest.fail("Python 2.7 (for Autobahn wstest) is missing on this CI machine")
