@@ -150,4 +150,5 @@ cdef class Server:
     cdef bint flush_scheduled
     cdef readonly object timer     # the one housekeeping TimerHandle (re-armed every tick)
     cdef object h_upgrade, h_connect, h_message, h_close, h_http, h_pause, h_resume
+    cdef double clock(self) except? -1
     cdef int _schedule_flush(self, Connection conn) except -1

@@ -279,7 +279,7 @@ cdef class _HttpSession:
         self.in_head = True
         self.head_bytes = 0
         self.request = None
-        self.conn.deadline = self.conn.server.now + self.conn.server.options.handshake_timeout
+        self.conn.deadline = self.conn.server.clock() + self.conn.server.options.handshake_timeout
 
     def on_url(self, bytes url):
         self.url_len += len(url)
@@ -358,7 +358,7 @@ cdef class Connection(Sink):
         transport.set_write_buffer_limits(self.server.options.write_buffer_high,
                                           self.server.options.write_buffer_low)
         self.server.connections.add(self)
-        self.deadline = self.server.now + self.server.options.handshake_timeout
+        self.deadline = self.server.clock() + self.server.options.handshake_timeout
         cdef Options o = self.server.options
         cdef Server srv = self.server
         peer = self.peer
@@ -604,7 +604,7 @@ cdef class Connection(Sink):
         if close:
             self._end_after_response()
         elif not self.http.queue:
-            self.deadline = self.server.now + self.server.options.keepalive_timeout
+            self.deadline = self.server.clock() + self.server.options.keepalive_timeout
         return 0
 
     cdef int _handshake(self, HttpRequest req) except -1:
@@ -624,7 +624,7 @@ cdef class Connection(Sink):
         self.request = req
         self.phase = PHASE_UPGRADING
         # The handshake deadline also bounds an on_upgrade that never decides.
-        self.deadline = self.server.now + self.server.options.handshake_timeout
+        self.deadline = self.server.clock() + self.server.options.handshake_timeout
         self.http = None
         try:
             result = self.server.h_upgrade(self, req, offered)
@@ -780,7 +780,7 @@ cdef class Connection(Sink):
         if self.transport is not None:
             if self.transport.can_write_eof():
                 self.transport.write_eof()
-            self.deadline = self.server.now + self.server.options.close_timeout
+            self.deadline = self.server.clock() + self.server.options.close_timeout
         return 0
 
     cdef int _notify_closed(self, int code, str reason) except -1:
@@ -822,7 +822,7 @@ cdef class Connection(Sink):
             self.server.counters["slow_consumer_closes"] += 1
             frame = self.codec.close(1008, "send buffer full: slow consumer")
             self.pending += frame  # the close frame is the one thing allowed past the cap
-            self.deadline = self.server.now + self.server.options.close_timeout
+            self.deadline = self.server.clock() + self.server.options.close_timeout
             self._notify_closed(1008, "send buffer full: slow consumer")
         else:
             self.server.counters["messages_dropped"] += 1
@@ -863,7 +863,7 @@ cdef class Connection(Sink):
         too-long request line, a body) would then lose the response."""
         self.phase = PHASE_DONE
         self.http = None
-        self.deadline = self.server.now + self.server.options.close_timeout
+        self.deadline = self.server.clock() + self.server.options.close_timeout
         if self.transport is not None:
             if self.transport.can_write_eof():
                 self.transport.write_eof()
@@ -878,7 +878,7 @@ cdef class Connection(Sink):
         self.phase = PHASE_DONE
         self.http = None
         # A peer that never reads cannot keep us flushing forever.
-        self.deadline = self.server.now + self.server.options.close_timeout
+        self.deadline = self.server.clock() + self.server.options.close_timeout
         if self.transport is not None:
             self.transport.close()
         return 0
@@ -963,7 +963,7 @@ cdef class Connection(Sink):
             return
         frame = self.codec.close(code, reason)
         self._queue(frame)
-        self.deadline = self.server.now + self.server.options.close_timeout
+        self.deadline = self.server.clock() + self.server.options.close_timeout
         self._notify_closed(code, reason)
         if not self.in_batch:
             self._flush()
@@ -1120,6 +1120,12 @@ cdef class Server:
 
     def protocol_factory(self):
         return WebSocketProtocol(self)
+
+    cdef double clock(self) except? -1:
+        """The loop's time now, also refreshing ``now``: deadlines start from it,
+        not from the last tick (which may be up to ``tick`` seconds old)."""
+        self.now = self.loop.time()
+        return self.now
 
     cdef int _schedule_flush(self, Connection conn) except -1:
         self.dirty.append(conn)
