@@ -49,7 +49,6 @@ class Connection:
         "remote_ip",
         "remote_port",
         "rooms",
-        "session",
         "silent_beats",
         "total_actions",
         "type",
@@ -79,7 +78,6 @@ class Connection:
         self.pending_actions = 0
         self.message_count = 0
         self.params: dict[str, Any] = {}
-        self.session: dict[str, Any] = {}
         self.destroyed = False
         # heartbeats sent since this client last said anything (reset on every message)
         self.silent_beats = 0

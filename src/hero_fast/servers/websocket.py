@@ -305,14 +305,19 @@ class WebSocketServer:
             return later()
         return {"status": "OK", "data": True}
 
-    def verb_room_view(self, conn: Connection, data: dict[str, Any]) -> Any:
+    def _joined_room(self, conn: Connection, room: Any) -> str:
+        """``room`` checked as a name, existing, and joined by ``conn`` (roomView and say
+        are for members only)."""
         chat = self.api.chat_room
-        room = chat.check_name(data.get("room"))
-        if not chat.exists(room):
+        if not chat.exists(chat.check_name(room)):
             raise VerbError("room does not exist")
         if room not in conn.rooms:
             raise VerbError(f"connection not in this room ({room})")
-        view = chat.view(room)
+        return room  # type: ignore[no-any-return]
+
+    def verb_room_view(self, conn: Connection, data: dict[str, Any]) -> Any:
+        room = self._joined_room(conn, data.get("room"))
+        view = self.api.chat_room.view(room)
         if inspect.isawaitable(view):  # a cluster backend counts every node's members
             async def later() -> dict[str, Any]:
                 return {"status": "OK", "data": await view}
@@ -323,12 +328,7 @@ class WebSocketServer:
         room = data.get("room")
         if not room or "message" not in data:
             raise VerbError("both room and message are required")
-        chat = self.api.chat_room
-        if not chat.exists(chat.check_name(room)):
-            raise VerbError("room does not exist")
-        if room not in conn.rooms:
-            raise VerbError(f"connection not in this room ({room})")
-        sent = chat.broadcast(room, data["message"], conn)
+        sent = self.api.chat_room.broadcast(self._joined_room(conn, room), data["message"], conn)
         if inspect.isawaitable(sent):
             async def later() -> dict[str, Any]:
                 await sent
