@@ -56,6 +56,7 @@ cdef class Response:
     cdef public int status
     cdef public list headers
     cdef public bytes body
+    cdef public object stream
 
 cdef class _HttpSession:
     cdef Connection conn
@@ -107,6 +108,7 @@ cdef class Connection(Sink):
     cdef double refilled_at
     cdef double frame_since       # when the frame being received started arriving (0: none)
     cdef Py_ssize_t frame_mark    # codec.frames_done at that time
+    cdef object drain_waiter      # a Future a streamed HTTP body waits on while writing is paused
     cdef int _refuse(self, str counter, str reason) except -1
     cdef int _emit_pong(self) except -1
     cdef int _http_data(self, Py_ssize_t nbytes) except -1
@@ -115,6 +117,7 @@ cdef class Connection(Sink):
     cdef bint _wants_websocket(self, HttpRequest req)
     cdef int _dispatch_http(self, HttpRequest req) except -1
     cdef int _http_respond(self, HttpRequest req, Response resp) except -1
+    cdef int _after_response(self, bint close) except -1
     cdef int _handshake(self, HttpRequest req) except -1
     cdef int _reject(self, r) except -1
     cdef int _upgrade_decided(self, key, list offered, result) except -1

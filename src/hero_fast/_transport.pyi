@@ -3,7 +3,7 @@
 import asyncio
 import socket
 import ssl as _ssl
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import AsyncIterable, Awaitable, Iterable, Sequence
 from typing import Any, Protocol
 
 from hero_fast._deflate import DeflateParams
@@ -69,8 +69,13 @@ class Response:
     status: int
     headers: list[tuple[str, str]]
     body: bytes
+    stream: AsyncIterable[bytes] | None
     def __init__(
-        self, status: int = 200, headers: Sequence[tuple[str, str]] | None = None, body: bytes = b""
+        self,
+        status: int = 200,
+        headers: Sequence[tuple[str, str]] | None = None,
+        body: bytes = b"",
+        stream: AsyncIterable[bytes] | None = None,
     ) -> None: ...
 
 class Reject(Exception):

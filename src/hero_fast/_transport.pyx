@@ -214,12 +214,19 @@ cdef class HttpRequest:
 
 
 cdef class Response:
-    """What an HTTP handler returns. Content-Length and Connection are added for you."""
+    """What an HTTP handler returns. Content-Length and Connection are added for you.
 
-    def __init__(self, int status=200, headers=None, body=b""):
+    ``stream``, instead of ``body``: an async iterable of bytes chunks written one after
+    the other, each waiting until the peer has taken enough of the previous ones (flow
+    control), so a large file never sits in memory. Give its ``Content-Length`` in
+    ``headers``; without one the connection closes after the body. An error while
+    streaming aborts the connection (the status line is already sent)."""
+
+    def __init__(self, int status=200, headers=None, body=b"", stream=None):
         self.status = status
         self.headers = list(headers) if headers else []
         self.body = bytes(body)
+        self.stream = stream
 
 
 class Reject(Exception):
@@ -241,14 +248,18 @@ cdef bytes _plain_response(int status, str text, list extra, bint close):
     return build_http_response(status, headers, body)
 
 
-cdef bytes _serialize(Response resp, bint head_only, bint close):
-    cdef list headers = resp.headers
-    cdef bint has_length = False
+cdef bint _has_length(list headers):
     for name, _ in headers:
         if name.lower() == "content-length":
-            has_length = True
-            break
-    if not has_length and resp.status >= 200 and resp.status not in (204, 304):
+            return True
+    return False
+
+
+cdef bytes _serialize(Response resp, bint head_only, bint close):
+    cdef list headers = resp.headers
+    if resp.stream is not None:  # the body follows in chunks (_stream_body)
+        return build_http_response(resp.status, headers + [("Connection", "close")] if close else headers, b"")
+    if not _has_length(headers) and resp.status >= 200 and resp.status not in (204, 304):
         headers = headers + [("Content-Length", str(len(resp.body)))]
     if close:
         headers = headers + [("Connection", "close")]
@@ -438,6 +449,8 @@ cdef class Connection(Sink):
                 else:
                     srv.ip_counts.pop(self.ip, None)
         self.pong_due = None
+        if self.drain_waiter is not None and not self.drain_waiter.done():
+            self.drain_waiter.set_result(None)  # the streamer sees transport None and stops
         if self.phase == PHASE_WS:
             # The TCP connection ended without a completed close handshake.
             self._notify_closed(1006, "")
@@ -460,6 +473,8 @@ cdef class Connection(Sink):
 
     def resume_writing(self):
         self.writing_paused = False
+        if self.drain_waiter is not None and not self.drain_waiter.done():
+            self.drain_waiter.set_result(None)
         if self.phase != PHASE_DONE:
             self._resume_reading(PAUSED_BY_FLOW)
         if self.pending is not None and not self.in_batch:
@@ -592,8 +607,15 @@ cdef class Connection(Sink):
         # follow. The switching request is the last one parsed: requests queued
         # before it (pipelined ahead of a WebSocket upgrade) keep the connection.
         cdef bint close = not req.keep_alive or (self.http.upgrade_seen and not self.http.queue)
+        cdef bint head_only = req.method == "HEAD" or resp.status in (204, 304)
+        if resp.stream is not None and (head_only or not _has_length(resp.headers)):
+            if head_only:
+                _close_stream(resp.stream)
+                resp = Response(resp.status, resp.headers, b"")
+            else:
+                close = True  # no length: the end of the connection ends the body
         try:
-            data = _serialize(resp, req.method == "HEAD", close)
+            data = _serialize(resp, head_only, close)
         except Exception:
             # e.g. a header value outside latin-1: the handler's bug costs this
             # request a 500, not the connection (and not an error in the loop).
@@ -601,11 +623,49 @@ cdef class Connection(Sink):
             data = _serialize(Response(500, [("Content-Type", "text/plain")], b"internal server error\n"),
                               req.method == "HEAD", close)
         self._write_now(data)
+        if resp.stream is not None:
+            self.http.busy = True
+            self._pause_reading(PAUSED_BY_HANDLER)
+            asyncio.ensure_future(self._stream_body(resp.stream, close))
+            return 0
+        self._after_response(close)
+        return 0
+
+    cdef int _after_response(self, bint close) except -1:
         if close:
             self._end_after_response()
         elif not self.http.queue:
             self.deadline = self.server.clock() + self.server.options.keepalive_timeout
         return 0
+
+    async def _stream_body(self, stream, bint close):
+        """Write a streamed response body, waiting for the peer whenever the transport's
+        buffer is over its high-water mark."""
+        self.deadline = 0  # a long download is not an idle keep-alive connection
+        try:
+            async for chunk in stream:
+                if self.transport is None:
+                    return
+                if chunk:
+                    self._write_now(bytes(chunk))
+                if self.writing_paused and self.transport is not None:
+                    self.drain_waiter = self.server.loop.create_future()
+                    await self.drain_waiter
+        except Exception:
+            log.exception("streaming an HTTP response body failed; aborting the connection")
+            if self.transport is not None:
+                self.transport.abort()
+            return
+        finally:
+            self.drain_waiter = None
+            await _aclose(stream)
+        if self.phase != PHASE_HTTP or self.http is None:
+            return
+        self.http.busy = False
+        self._after_response(close)
+        if self.phase == PHASE_HTTP:
+            self._resume_reading(PAUSED_BY_HANDLER)
+            self._process_http_queue()
 
     cdef int _handshake(self, HttpRequest req) except -1:
         try:
@@ -1077,6 +1137,19 @@ def fanout(bytes frame, conns, bytes compressed=None, int compressed_window_bits
 class WebSocketProtocol(Connection, asyncio.BufferedProtocol):
     """``Connection`` made an ``asyncio.BufferedProtocol`` for the event loop."""
     __slots__ = ()
+
+
+def _close_stream(stream):
+    """A stream that will not be read (a HEAD request): let it release what it holds."""
+    aclose = getattr(stream, "aclose", None)
+    if aclose is not None:
+        asyncio.ensure_future(aclose())
+
+
+async def _aclose(stream):
+    aclose = getattr(stream, "aclose", None)
+    if aclose is not None:
+        await aclose()
 
 
 def _no_http(request):

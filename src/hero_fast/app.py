@@ -1,12 +1,18 @@
-"""The Api object: configuration, registries, boot order, start and graceful stop.
+"""The Api object: configuration, the project's code, boot order, start and graceful stop.
 
-Boot order: config → connections, chat rooms, actions → the browser client
-(``actionheroClient.js``/``.min.js``), built-in actions, then the
-project's ``actions/``) → web and WebSocket servers → starting chat rooms →
-the listening socket and the heartbeat. Stop: stop accepting, let in-flight
-work finish (bounded by ``general.shutdownTimeout``), then close WebSockets
-with 1001 — or, with ``destroyClientsOnShutdown``, send
-``"primus::server::close"`` and close with 1000.
+Boot (``await api.start()``): config (already loaded by the constructor) → the project's
+code (:meth:`Api.load`: initializers, middleware, built-in and project actions, routes —
+every mistake is a one-line :class:`~hero_fast.project.ProjectError` before anything runs)
+→ initializers' ``initialize`` → the browser client (``actionheroClient.js``/``.min.js``)
+→ the cluster backend → starting chat rooms → initializers' ``start`` → the listening
+socket and the heartbeat.
+
+Stop (``await api.stop()``): stop accepting → refuse new actions (503) and let in-flight
+ones finish within ``general.shutdownTimeout``; those still running then are cut, and
+their callers get an error reply → close WebSockets with 1001 (or, with
+``destroyClientsOnShutdown``, ``"primus::server::close"`` and 1000) → initializers'
+``stop`` in reverse order → the cluster backend. Each step is logged. Under
+:meth:`Api.run`, a second SIGINT/SIGTERM during the stop exits at once.
 """
 
 from __future__ import annotations
@@ -16,7 +22,9 @@ import logging
 import os
 import signal
 import ssl
+import sys
 import time
+import types
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
@@ -26,10 +34,15 @@ from hero_fast.actions import ActionRegistry
 from hero_fast.chat import ChatRooms
 from hero_fast.client_js import write_client
 from hero_fast.cluster import create_backend
-from hero_fast.config import engine_options, load_config
+from hero_fast.config import ConfigError, engine_options, load_config
 from hero_fast.connections import Connections
+from hero_fast.initializers import Initializers
 from hero_fast.logs import install_access_log
 from hero_fast.metrics import setup_metrics
+from hero_fast.middleware import ActionMiddleware, ChatMiddleware, ConnectionMiddleware
+from hero_fast.project import ProjectError, find_middleware, load_initializers
+from hero_fast.project.imports import where
+from hero_fast.routes import RouteTable
 from hero_fast.servers.web import WebServer
 from hero_fast.servers.websocket import WebSocketServer
 
@@ -56,6 +69,10 @@ class Api:
     ``config/``, env vars, then ``overrides``); ``await api.start()`` boots and
     listens; ``await api.stop()`` shuts down gracefully; ``api.run()`` does both
     around SIGINT/SIGTERM.
+
+    What a project's code uses: ``config``, ``state`` (a namespace for what initializers
+    open and actions use: ``api.state.db``), ``actions``, ``connections`` (with the push
+    API ``send``/``broadcast``), ``chat_room``, ``initializers`` (by name), ``routes``.
     """
 
     def __init__(
@@ -77,16 +94,20 @@ class Api:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.started_at: float | None = None
         self.server: Server | None = None
+        #: the project's own things, shared by initializers and actions (``api.state.db``)
+        self.state = types.SimpleNamespace()
         self._tasks: set[asyncio.Future[Any]] = set()
-        self._booted = False
+        self._loaded = False
+        self._running = False
+        self.initializers = Initializers(self.project_dir)
         self.connections = Connections(self)
         self.cluster = create_backend(self)  # memory (default) or Redis (redis_url): hero_fast.cluster
         self.chat_room = ChatRooms(self)
         self.actions = ActionRegistry(self)
+        self.routes = RouteTable(config["routes"])
         self.web = WebServer(self)
         self.websocket = WebSocketServer(self)
         self.metrics = setup_metrics(self)  # None unless metrics.enabled; serves metrics.path
-        install_access_log(self)  # logging.accessLog
 
     # -- paths -----------------------------------------------------------------
 
@@ -97,56 +118,124 @@ class Api:
     def public_dir(self) -> Path:
         return self._paths("public")[0]
 
-    # -- boot --------------------------------------------------------------------
+    # -- the project's code ------------------------------------------------------------
 
-    def boot(self) -> None:
-        """Write the browser client, load actions, create the starting chat rooms (once)."""
-        if self._booted:
+    def load(self) -> None:
+        """Import the project's code once: initializers, middleware, actions (built-in ones
+        first; a project action of the same name and version replaces one), and check the
+        routes and every action's middleware. Nothing of the project runs yet. Raises
+        :class:`~hero_fast.project.ProjectError` with one line naming the file."""
+        if self._loaded:
             return
-        write_client(self)  # public/<clientJsPath>/<clientJsName>.js, .min.js, .d.ts: rewritten every boot
+        root = self.project_dir
+        for folder in self._paths("initializer"):
+            if folder.is_dir():
+                load_initializers(folder, self.initializers, root)
+        for folder in self._paths("middleware"):
+            if folder.is_dir():
+                for file, mw in find_middleware(folder, root):
+                    self._add_middleware(mw, where(file, root))
         self.actions.load_builtins()
         for folder in self._paths("action"):
             if folder.is_dir():
-                self.actions.load_folder(folder)
-        for room in self.config["general"]["startingChatRooms"]:
-            if not self.chat_room.exists(room):
-                self.chat_room.add(room)
-        self._booted = True
+                self.actions.load_folder(folder, root)
+        for source, action, names in self.actions.unresolved_middleware():
+            known = ", ".join(sorted(self.actions.middleware)) or "none"
+            raise ProjectError(
+                f"{source}: action {action!r} uses action middleware {', '.join(map(repr, names))}, which "
+                f"is not defined (defined: {known}; put it in {self.config['general']['paths']['middleware'][0]}/)"
+            )
+        for route in self.routes.routes:
+            if self.actions.get(route.action) is None:
+                raise ProjectError(
+                    f"{self.config_sources.get('routes', 'config')}: route {route.method.upper()} {route.path} "
+                    f"names action {route.action!r}, which does not exist"
+                )
+        self._loaded = True
+
+    def _add_middleware(self, mw: Any, source: str) -> None:
+        try:
+            if isinstance(mw, ActionMiddleware):
+                self.actions.add_middleware(mw)
+            elif isinstance(mw, ConnectionMiddleware):
+                self.connections.add_middleware(mw)
+            elif isinstance(mw, ChatMiddleware):
+                self.chat_room.add_middleware(mw)
+            else:
+                raise TypeError(f"{type(mw).__name__} is not action, connection or chat middleware")
+        except (TypeError, ValueError) as exc:
+            raise ProjectError(f"{source}: {exc}") from exc
+
+    # -- boot --------------------------------------------------------------------
 
     def _ssl_context(self) -> ssl.SSLContext | None:
         web = self.config["servers"]["web"]
         if not web.get("certfile"):
             return None
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(web["certfile"], web.get("keyfile"))
+        try:
+            context.load_cert_chain(web["certfile"], web.get("keyfile"))
+        except (OSError, ssl.SSLError) as exc:
+            # name the option and the file, not just "[Errno 2] No such file or directory"
+            option = "servers.web.certfile"
+            path = web["certfile"]
+            keyfile = web.get("keyfile")
+            if isinstance(exc, FileNotFoundError) and keyfile and not os.path.exists(keyfile):
+                option, path = "servers.web.keyfile", keyfile
+            source = self.config_sources.get(option)
+            origin = f" (from {source})" if source else ""
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise ConfigError(f"{option} {path}: {reason}{origin}") from exc
         return context
 
-    async def start(self, host: str | None = None, port: int | None = None, *, reuse_port: bool = False) -> None:
-        """Boot and listen (``port=0`` picks a free port; see ``api.port``)."""
+    async def start(
+        self, host: str | None = None, port: int | None = None, *, reuse_port: bool = False, listen: bool = True
+    ) -> None:
+        """Boot and listen (``port=0`` picks a free port; see ``api.port``). With
+        ``listen=False`` everything but the listening socket is up (``hero_fast.testing``);
+        :meth:`listen` opens it later."""
         self.loop = asyncio.get_running_loop()
-        self.boot()
-        web = self.config["servers"]["web"]
-        await self.cluster.start()
+        self.load()
+        self._ssl_context()  # a bad TLS option fails here, before any initializer runs
+        install_access_log(self)  # logging.accessLog, when its logger writes info lines
+        await self.initializers.initialize(self)
+        cluster_started = False
         try:
-            self.server = await serve(
-                _EngineHandler(self.websocket, self.web),
-                host if host is not None else web["host"],
-                port if port is not None else web["port"],
-                options=engine_options(self.config),
-                ssl=self._ssl_context(),
-                reuse_port=reuse_port,
-            )
+            write_client(self)  # public/<clientJsPath>/<clientJsName>.js, .min.js, .d.ts: every boot
+            await self.cluster.start()
+            cluster_started = True
+            for room in self.config["general"]["startingChatRooms"]:
+                if not self.chat_room.exists(room):
+                    self.chat_room.add(room)
+            await self.initializers.start(self)
+            if listen:
+                await self.listen(host, port, reuse_port=reuse_port)
         except BaseException:
-            await self.cluster.stop()
+            await self.initializers.stop(self)
+            if cluster_started:
+                await self.cluster.stop()
             raise
-        self.websocket.start_heartbeat()
+        self._running = True
         self.started_at = time.time()
+
+    async def listen(self, host: str | None = None, port: int | None = None, *, reuse_port: bool = False) -> None:
+        """Open the listening socket and start the heartbeat (part of :meth:`start`)."""
+        web = self.config["servers"]["web"]
+        self.server = await serve(
+            _EngineHandler(self.websocket, self.web),
+            host if host is not None else web["host"],
+            port if port is not None else web["port"],
+            options=engine_options(self.config),
+            ssl=self._ssl_context(),
+            reuse_port=reuse_port,
+        )
+        self.websocket.start_heartbeat()
         log.info("hero-fast listening on %s:%s", host or web["host"], self.port)
 
     @property
     def port(self) -> int:
         if self.server is None:
-            raise RuntimeError("the server is not started")
+            raise RuntimeError("the server is not listening")
         return self.server.port
 
     def spawn(self, awaitable: Awaitable[Any], what: str) -> asyncio.Future[Any]:
@@ -161,29 +250,55 @@ class Api:
         if not task.cancelled() and task.exception() is not None:
             log.error("%s failed", what, exc_info=task.exception())
 
+    # -- stop ----------------------------------------------------------------------
+
     async def stop(self) -> None:
-        """Stop accepting, finish in-flight work (bounded), close every client."""
-        server = self.server
-        if server is None:
+        """Stop accepting, finish in-flight work (bounded), close every client, stop the
+        initializers and the cluster backend. Logged step by step."""
+        if not self._running:
             return
-        self.server = None
-        server.close()
-        if self._tasks:
-            timeout = self.config["general"]["shutdownTimeout"]
-            _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
+        self._running = False
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        server, self.server = self.server, None
+        if server is not None:
+            server.close()
+        timeout = self.config["general"]["shutdownTimeout"]
+        in_flight = self.actions.in_flight
+        log.info(
+            "shutdown: no longer accepting; waiting up to %gs for %d action(s) in flight, then closing "
+            "%d connection(s)",
+            timeout,
+            in_flight,
+            len(self.connections),
+        )
+        self.actions.refusing = True  # new requests get a 503 error reply
+        if not await self.actions.drain(timeout):
+            cut = await self.actions.cut()
+            log.warning(
+                "shutdown: %d action(s) still running after %gs were cut; their callers got an error reply",
+                cut,
+                timeout,
+            )
+        if self._tasks:  # replies and middleware of the actions just finished
+            _, pending = await asyncio.wait(set(self._tasks), timeout=1.0)
             for task in pending:
                 task.cancel()
         self.websocket.stop_heartbeat()
-        self.websocket.close_all(self.config["servers"]["websocket"]["destroyClientsOnShutdown"])
-        await server.shutdown(timeout=server.options.close_timeout)
+        if server is not None:
+            self.websocket.close_all(self.config["servers"]["websocket"]["destroyClientsOnShutdown"])
+            await server.shutdown(timeout=server.options.close_timeout)
         for conn in list(self.connections.by_id.values()):
             self.connections.destroy(conn)
+        await self.initializers.stop(self)
         await self.cluster.stop()  # sweeps this node's members, then deregisters it
+        log.info("shutdown: complete in %.1fs", loop.time() - began)
 
     # -- blocking entry point ---------------------------------------------------------
 
     def run(self, host: str | None = None, port: int | None = None, *, reuse_port: bool = False) -> None:
-        """Serve until SIGINT or SIGTERM, then stop gracefully."""
+        """Serve until SIGINT or SIGTERM, then stop gracefully; a second signal during the
+        stop exits at once (status 1)."""
         try:
             import uvloop
         except ImportError:  # Windows: plain asyncio
@@ -194,9 +309,18 @@ class Api:
     async def _serve_forever(self, host: str | None, port: int | None, reuse_port: bool = False) -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+
+        def on_signal(signum: int) -> None:
+            if not stop.is_set():
+                log.info("shutdown: %s received", signal.Signals(signum).name)
+                stop.set()
+                return
+            log.warning("shutdown: second %s received: exiting now", signal.Signals(signum).name)
+            _exit_now(1)
+
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
-                loop.add_signal_handler(sig, stop.set)
+                loop.add_signal_handler(sig, on_signal, sig)
             except NotImplementedError:  # pragma: no cover - Windows
                 pass
         await self.start(host, port, reuse_port=reuse_port)
@@ -205,3 +329,14 @@ class Api:
         print(f"hero-fast serving {self.project_dir} on {scheme}://{host or web['host']}:{self.port}/", flush=True)
         await stop.wait()
         await self.stop()
+
+
+def _exit_now(status: int) -> None:
+    """Leave the process at once (a forced stop), after flushing what was logged."""
+    for handler in logging.getLogger().handlers:
+        try:
+            handler.flush()
+        except Exception:  # nothing more can be done on the way out
+            pass
+    sys.stdout.flush()
+    os._exit(status)

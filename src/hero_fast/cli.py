@@ -12,6 +12,7 @@ import logging
 import re
 import shlex
 import sys
+import warnings
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
@@ -26,6 +27,9 @@ PROG = "hero-fast"
 _TEMPLATE_SUFFIX = ".tmpl"
 _RENAMES = {"gitignore": ".gitignore"}
 _NAME_TOKEN = "__PROJECT_NAME__"
+
+
+_default_showwarning = warnings.showwarning
 
 
 class CliError(Exception):
@@ -120,10 +124,8 @@ def _project(args: argparse.Namespace) -> Path:
 
 
 def _api_class() -> Any:
-    try:
-        from hero_fast.app import Api
-    except ImportError as exc:  # pragma: no cover - only while the package is incomplete
-        raise CliError(f"hero_fast.app cannot be imported: {exc}", 1) from exc
+    from hero_fast.app import Api
+
     return Api
 
 
@@ -195,6 +197,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     Api = _api_class()
     api = Api(project, env=args.env, overrides=overrides)
     _setup_logging(api.config)
+    api.load()  # the project's code: a mistake is one line and exit status 2, before anything runs
     if not any((project / d).is_dir() for d in ("actions", "config", "public")):
         logging.getLogger("hero_fast").warning(
             "%s has no actions/, config/ or public/ folder: serving the built-in actions only "
@@ -232,9 +235,7 @@ def _cmd_actions(args: argparse.Namespace) -> int:
     project = _project(args)
     Api = _api_class()
     api = Api(project, env=args.env)
-    boot = getattr(api, "boot", None)
-    if callable(boot):
-        boot()
+    api.load()
     docs: Mapping[str, Mapping[Any, Mapping[str, Any]]] = api.actions.documentation()
     if args.json:
         print(json.dumps(docs, indent=2, sort_keys=True, default=repr))
@@ -344,7 +345,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     from hero_fast.config import ConfigError
+    from hero_fast.project import ProjectError
 
+    warnings.showwarning = _show_warning
     try:
         return int(args.func(args))
     except CliError as exc:
@@ -353,6 +356,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"{PROG}: configuration error: {exc}", file=sys.stderr)
         return 2
+    except ProjectError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _show_warning(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None, line: Any = None
+) -> None:
+    """Warnings of hero-fast's own (config, project) in one line each, as errors are."""
+    from hero_fast.config import ConfigWarning
+    from hero_fast.project import ProjectWarning
+
+    if issubclass(category, (ConfigWarning, ProjectWarning)):
+        print(f"{PROG}: warning: {message}", file=sys.stderr if file is None else file)
+    else:
+        _default_showwarning(message, category, filename, lineno, file, line)
 
 
 if __name__ == "__main__":

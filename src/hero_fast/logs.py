@@ -7,7 +7,9 @@ config section (``--log-level``, ``--log-json``); an application that embeds
 
 The access log (logger ``hero_fast.access``, level info, config ``logging.accessLog``)
 writes one line per WebSocket connection open and close and one per action, with its
-duration and outcome. Every field is structured (``extra``): the JSON formatter puts
+duration and outcome. It observes through the server's hooks (connection middleware and an
+action observer), registered at start only when that logger writes info lines — at level
+warning it costs nothing. Every field is structured (``extra``): the JSON formatter puts
 each in the object, the text formatter appends them as ``key=<json>``. Values that
 may carry secrets — params, query parameters, headers, cookies — go through a
 :class:`Redactor` first; the fingerprint cookie is only ever logged as a short hash.
@@ -28,7 +30,7 @@ from urllib.parse import parse_qsl, quote
 import orjson
 
 from hero_fast.actions import ActionResult
-from hero_fast.connections import ConnectionMiddleware
+from hero_fast.middleware import ConnectionMiddleware
 
 if TYPE_CHECKING:
     from hero_fast.connections import Connection
@@ -39,7 +41,6 @@ __all__ = [
     "JsonFormatter",
     "Redactor",
     "TextFormatter",
-    "add_action_observer",
     "configure_logging",
     "install_access_log",
 ]
@@ -52,9 +53,6 @@ MAX_PARAMS_BYTES = 2048
 DEFAULT_REDACT = ("password", "passwd", "secret", "token", "authorization", "cookie", "apikey", "api_key")
 
 log = logging.getLogger("hero_fast")
-
-ActionObserver = Callable[[Any, ActionResult], None]
-"""``observer(connection, result)``: called once for every finished action request."""
 
 
 # -- redaction ----------------------------------------------------------------------------------
@@ -253,56 +251,6 @@ def configure_logging(
 
 # -- action observers ---------------------------------------------------------------------------
 
-_OBSERVERS = "_hero_fast_action_observers"
-
-
-def add_action_observer(api: Any, observer: ActionObserver) -> None:
-    """Call ``observer(connection, result)`` after every action request of ``api``
-    (success, error, unknown action, too many pending), with the result's status and
-    duration.
-
-    Wraps ``api.actions.process`` once; a result that finishes later (a Task) is
-    observed from its done callback. Errors in an observer are logged, never raised.
-    """
-    registry = api.actions
-    observers: list[ActionObserver] | None = registry.__dict__.get(_OBSERVERS)
-    if observers is None:
-        observers = []
-        setattr(registry, _OBSERVERS, observers)
-        inner = registry.process
-        notify = _notifier(observers)
-
-        def process(connection: Any, params: dict[str, Any]) -> Any:
-            result = inner(connection, params)
-            if isinstance(result, ActionResult):
-                notify(connection, result)
-            elif hasattr(result, "add_done_callback"):
-                result.add_done_callback(lambda task: _task_done(task, connection, notify))
-            return result
-
-        setattr(registry, "process", process)  # noqa: B010 - instance attribute shadows the method
-    observers.append(observer)
-
-
-def _notifier(observers: list[ActionObserver]) -> Callable[[Any, ActionResult], None]:
-    def notify(connection: Any, result: ActionResult) -> None:
-        for fn in observers:
-            try:
-                fn(connection, result)
-            except Exception:
-                log.exception("action observer %r failed", fn)
-
-    return notify
-
-
-def _task_done(task: Any, connection: Any, notify: Callable[[Any, ActionResult], None]) -> None:
-    if task.cancelled() or task.exception() is not None:
-        return
-    result = task.result()
-    if isinstance(result, ActionResult):
-        notify(connection, result)
-
-
 def action_label(api: Any, result: ActionResult) -> str:
     """The action's name when the api knows it, else ``"_unknown"`` (a client-chosen
     name never becomes a label or a log field value of its own)."""
@@ -391,9 +339,11 @@ class AccessLog:
 
 
 def install_access_log(api: Any) -> AccessLog | None:
-    """Register the access log on ``api`` when ``logging.accessLog`` is on (the default)."""
+    """Register the access log on ``api`` when ``logging.accessLog`` is on (the default) and
+    the ``hero_fast.access`` logger writes info lines now (``Api.start`` calls this after
+    logging is configured; at level warning nothing is registered, so it costs nothing)."""
     cfg = api.config.get("logging") or {}
-    if not cfg.get("accessLog", True):
+    if not cfg.get("accessLog", True) or not logging.getLogger(ACCESS_LOGGER).isEnabledFor(logging.INFO):
         return None
     names = list(cfg.get("redact", DEFAULT_REDACT))
     cookie_key = api.config.get("servers", {}).get("web", {}).get("fingerprint", {}).get("cookieKey")
@@ -403,5 +353,5 @@ def install_access_log(api: Any) -> AccessLog | None:
     api.connections.add_middleware(
         ConnectionMiddleware(ACCESS_LOGGER, priority=1000, create=access.opened, destroy=access.closed)
     )
-    add_action_observer(api, access.action)
+    api.actions.add_observer(access.action)
     return access

@@ -7,10 +7,10 @@ with ``metrics.enabled`` and the package missing, creating the Api fails with a
 Each :class:`hero_fast.app.Api` gets its own ``CollectorRegistry`` (never the global
 default one), so several Api objects in one process do not collide. The hot path stays
 cheap: gauges are computed when Prometheus scrapes (from the connection registry, the
-rooms, the engine's ``server.counters``); what has to be counted as it happens is a plain
-integer increment in a wrapper that exists only when metrics are enabled; the action
-latency histogram is a small array of bucket counts per action, turned into a histogram
-at scrape time.
+rooms, the engine's counters, the chat layer's delivery counts); what has to be counted as
+it happens goes through the server's observation points — connection middleware and an
+action observer, registered only when metrics are enabled; the action latency histogram is a
+small array of bucket counts per action, turned into a histogram at scrape time.
 
 Metric families (all prefixed ``hero_fast_``): ``info``, ``start_time_seconds``,
 ``connections{type}``, ``connections_opened_total{type}``, ``engine_connections``,
@@ -34,8 +34,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from hero_fast.config import ConfigError
-from hero_fast.connections import ConnectionMiddleware
-from hero_fast.logs import OUTCOMES, action_label, add_action_observer, outcome_index
+from hero_fast.logs import OUTCOMES, action_label, outcome_index
+from hero_fast.middleware import ConnectionMiddleware
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
@@ -60,22 +60,9 @@ MISSING_PACKAGE = (
 class _Counts:
     """Everything counted as it happens (plain ints: one increment each)."""
 
-    __slots__ = (
-        "bytes_in",
-        "close_codes",
-        "closed",
-        "dropped_closing",
-        "fanout_sent",
-        "messages_in",
-        "opened",
-        "sent_by_closed",
-    )
+    __slots__ = ("close_codes", "closed", "opened", "sent_by_closed")
 
     def __init__(self) -> None:
-        self.messages_in = 0
-        self.bytes_in = 0
-        self.fanout_sent = 0
-        self.dropped_closing = 0
         self.sent_by_closed = 0
         self.opened: dict[str, int] = {}
         self.closed: dict[str, int] = {}
@@ -136,58 +123,13 @@ class Metrics:
         self.registry.register(_Collector(self))
         ProcessCollector(registry=self.registry)
 
-    # -- hooks (installed by setup_metrics) ----------------------------------------
+    # -- observation points (registered by setup_metrics) ------------------------
 
     def install(self) -> None:
-        api = self.api
-        counts = self.counts
-        api.connections.add_middleware(
+        self.api.connections.add_middleware(
             ConnectionMiddleware("hero_fast.metrics", priority=-1000, create=self._opened, destroy=self._closed)
         )
-        add_action_observer(api, self._action)
-
-        ws = api.websocket
-        on_message = ws.on_message
-
-        def counted_message(conn: Any, message: str | bytes) -> None:
-            counts.messages_in += 1
-            # str.isascii() is O(1) in CPython; only non-ASCII text is encoded to measure it
-            if type(message) is str and not message.isascii():
-                counts.bytes_in += len(message.encode())
-            else:
-                counts.bytes_in += len(message)
-            on_message(conn, message)
-
-        on_close = ws.on_close
-
-        def counted_close(conn: Any, code: int, reason: str) -> None:
-            codes = counts.close_codes
-            codes[code] = codes.get(code, 0) + 1
-            on_close(conn, code, reason)
-
-        # Instance attributes: the engine handler picks them up when the Api starts.
-        setattr(ws, "on_message", counted_message)  # noqa: B010
-        setattr(ws, "on_close", counted_close)  # noqa: B010
-
-        chat = api.chat_room
-        deliver = chat.deliver
-
-        def counted_deliver(room: Any, payload: dict[str, Any]) -> int:
-            sent: int = deliver(room, payload)
-            counts.fanout_sent += sent
-            counts.dropped_closing += len(room.members) - sent
-            return sent
-
-        setattr(chat, "deliver", counted_deliver)  # noqa: B010
-        deliver_remote = getattr(chat, "deliver_remote", None)
-        if deliver_remote is not None:  # say from another node (cluster backend)
-
-            def counted_remote(room: str, payload: dict[str, Any]) -> int:
-                sent: int = deliver_remote(room, payload)
-                counts.fanout_sent += sent
-                return sent
-
-            setattr(chat, "deliver_remote", counted_remote)  # noqa: B010
+        self.api.actions.add_observer(self._action)
 
     def _opened(self, conn: Connection) -> None:
         opened = self.counts.opened
@@ -197,6 +139,9 @@ class Metrics:
         counts = self.counts
         counts.closed[conn.type] = counts.closed.get(conn.type, 0) + 1
         counts.sent_by_closed += conn.message_count
+        code = conn.close_code
+        if code is not None:
+            counts.close_codes[code] = counts.close_codes.get(code, 0) + 1
 
     def _action(self, conn: Any, result: ActionResult) -> None:
         self.latency.observe(action_label(self.api, result), result.duration / 1000.0, outcome_index(result))
@@ -286,17 +231,17 @@ class _Collector:
 
         # messages and bytes
         engine = _server_counters(api)
-        sent = counts.sent_by_closed + counts.fanout_sent
+        sent = counts.sent_by_closed + api.chat_room.delivered
         sent += sum(c.message_count for c in api.connections.by_id.values())
         yield CounterMetricFamily(
             "hero_fast_websocket_messages_received",
             "WebSocket messages received from clients.",
-            value=float(engine.get("messages_in", counts.messages_in)),
+            value=float(engine.get("messages_in", 0)),
         )
         yield CounterMetricFamily(
             "hero_fast_websocket_received_bytes",
             "Payload bytes of the WebSocket messages received.",
-            value=float(engine.get("bytes_in", counts.bytes_in)),
+            value=float(engine.get("bytes_in", 0)),
         )
         yield CounterMetricFamily(
             "hero_fast_websocket_messages_sent",
@@ -322,7 +267,7 @@ class _Collector:
             "closing: the receiver was closing).",
             labels=["reason"],
         )
-        dropped.add_metric(["closing"], float(counts.dropped_closing))
+        dropped.add_metric(["closing"], float(api.chat_room.undeliverable))
         dropped.add_metric(["slow_consumer"], float(engine.get("messages_dropped", 0)))
         events = CounterMetricFamily(
             "hero_fast_engine_events",

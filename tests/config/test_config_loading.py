@@ -56,7 +56,13 @@ def test_default_values_follow_actionhero_names():
     assert g["startingChatRooms"] == {"defaultRoom": {}, "anotherRoom": {}}
     assert (g["maxRoomsPerConnection"], g["maxRoomNameLength"], g["maxMessageIdLength"]) == (20, 256, 256)
     assert (g["maxJsonDepth"], g["maxFileSize"], g["shutdownTimeout"]) == (64, 1048576, 10)
-    assert g["paths"] == {"action": ["actions"], "public": ["public"], "config": ["config"]}
+    assert g["paths"] == {
+        "action": ["actions"],
+        "initializer": ["initializers"],
+        "middleware": ["middleware"],
+        "public": ["public"],
+        "config": ["config"],
+    }
     assert g["developmentMode"] is False
     assert (web["enabled"], web["host"], web["port"]) == (True, "127.0.0.1", 8080)
     assert (web["urlPathForActions"], web["urlPathForFiles"], web["rootEndpointType"]) == (

@@ -76,7 +76,7 @@ _DIR = tempfile.mkdtemp(prefix="hero-fast-fuzz-")
 (Path(_DIR) / "public").mkdir()
 (Path(_DIR) / "public" / "index.html").write_text("<p>hi</p>")
 API = Api(_DIR, overrides={"servers": {"websocket": {"server": {"pingInterval": 0}}}})
-API.boot()
+API.load()
 API.loop = LOOP
 COUNT = [0]
 

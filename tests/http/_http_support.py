@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, unquote
 import orjson
 
 from hero_fast._transport import Server, serve
+from hero_fast.routes import RouteTable
 from hero_fast.servers.web import WebServer
 
 TIMEOUT = 5.0
@@ -157,6 +158,7 @@ class FakeApi:
     def __init__(self, public_dir: Path | None, config: dict[str, Any] | None = None) -> None:
         self.config = merge(DEFAULT_CONFIG, config or {})
         self.public_dir = public_dir
+        self.routes = RouteTable(self.config.get("routes"))
         self.connections = FakeConnections()
         self.actions = FakeActions(
             {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -102,10 +103,13 @@ async def test_action_cancelled_from_inside_gives_503(web: WebServer, api: FakeA
     assert api.connections.created[0].destroyed == 1
 
 
-def test_process_raising_is_500_and_destroys(web: WebServer, api: FakeApi) -> None:
+def test_process_raising_is_500_and_destroys(web: WebServer, api: FakeApi, caplog: Any) -> None:
     resp = web.handle(FakeRequest("GET", "/api/raise"))  # type: ignore[arg-type]
     assert isinstance(resp, Response) and resp.status == 500
-    assert orjson.loads(resp.body) == {"error": "internal server error"}
+    error = orjson.loads(resp.body)["error"]
+    assert re.fullmatch(r"internal error \(ref [0-9a-f]{8}\)", error)
+    ref = error[-9:-1]
+    assert any(ref in r.getMessage() and "secret-internal-detail" in r.getMessage() for r in caplog.records)
     assert api.connections.created[0].destroyed == 1
 
 

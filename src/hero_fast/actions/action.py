@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from hero_fast.middleware import ActionMiddleware
+
 if TYPE_CHECKING:
     from hero_fast.connections.connection import Connection
 
@@ -17,6 +19,7 @@ __all__ = [
     "ActionError",
     "ActionMiddleware",
     "ActionResult",
+    "HttpReply",
     "Input",
 ]
 
@@ -140,9 +143,11 @@ class Action:
 
     ``run`` may be sync or async. It gets an :class:`ActionData`; a dict it
     returns is merged into ``data.response`` (it can also fill
-    ``data.response`` directly). Raise :class:`ActionError` for an error with an
-    HTTP status; any other exception is a 500 whose message is ``str(exc)``.
-    One instance serves every request.
+    ``data.response`` directly); any other return value is ignored, with a
+    warning logged once per action. Raise :class:`ActionError` for an error the
+    client sees as written, with an HTTP status; any other exception is a 500
+    answered ``internal error (ref <id>)`` while its text goes to the log line
+    carrying the same reference. One instance serves every request.
     """
 
     name: ClassVar[str]
@@ -157,57 +162,6 @@ class Action:
 
     def __repr__(self) -> str:
         return f"<Action {getattr(self, 'name', '?')!r} v{getattr(self, 'version', '?')}>"
-
-
-class ActionMiddleware:
-    """Runs around actions. ``pre_processor(data)`` before inputs are checked
-    and the action runs (it sees the params as received and may change them,
-    set ``data.to_process = False`` to skip the action, or raise to reject);
-    ``post_processor(data)`` after a successful run (it may change
-    ``data.response`` or raise). Both may be sync or async. Lower ``priority``
-    runs first. ``global_=True`` (or ``global=True``) applies it to every
-    action; otherwise actions opt in by listing its name in ``middleware``.
-
-    Either pass the hooks as arguments or subclass and define them as methods.
-    """
-
-    name: str = ""
-    priority: int = 100
-    global_: bool = False
-    pre_processor: Callable[[ActionData], Any] | None = None
-    post_processor: Callable[[ActionData], Any] | None = None
-
-    def __init__(
-        self,
-        name: str | None = None,
-        priority: int | None = None,
-        global_: bool | None = None,
-        pre_processor: Callable[[ActionData], Any] | None = None,
-        post_processor: Callable[[ActionData], Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        if "global" in kwargs:
-            g = kwargs.pop("global")
-            if global_ is not None and bool(global_) != bool(g):
-                raise TypeError("give either global_ or global, not both")
-            global_ = g
-        if kwargs:
-            raise TypeError(f"ActionMiddleware() got unexpected argument(s): {', '.join(sorted(kwargs))}")
-        if name is not None:
-            self.name = name
-        if priority is not None:
-            self.priority = priority
-        if global_ is not None:
-            self.global_ = bool(global_)
-        if pre_processor is not None:
-            self.pre_processor = pre_processor
-        if post_processor is not None:
-            self.post_processor = post_processor
-        if not isinstance(self.name, str) or not self.name:
-            raise TypeError("an action middleware needs a non-empty name")
-
-    def __repr__(self) -> str:
-        return f"<ActionMiddleware {self.name!r} priority={self.priority}{' global' if self.global_ else ''}>"
 
 
 class ActionResult:
@@ -252,6 +206,31 @@ class ActionResult:
         )
 
 
+class HttpReply:
+    """What an action asked of its HTTP response (see :meth:`ActionData.set_status` and the
+    methods next to it); the web server applies it."""
+
+    __slots__ = ("download_name", "file", "file_type", "headers", "status")
+
+    def __init__(self) -> None:
+        self.status: int | None = None
+        self.headers: list[tuple[str, str]] = []
+        self.file: str | None = None
+        self.file_type: str | None = None
+        self.download_name: str | None = None
+
+
+def _header_text(value: Any, what: str) -> str:
+    text = str(value)
+    if "\r" in text or "\n" in text or "\x00" in text:
+        raise ActionError(f"{what} {text[:40]!r} contains a line break or NUL", 500)
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        raise ActionError(f"{what} {text[:40]!r} is not latin-1 (HTTP headers are)", 500) from None
+    return text
+
+
 class ActionData(ActionResult):
     """What middleware and ``run`` see for one request.
 
@@ -259,16 +238,22 @@ class ActionData(ActionResult):
     only declared inputs plus ``action`` and ``apiVersion``), ``connection``,
     ``response`` (the dict that becomes the response), ``action`` (the name),
     ``action_template`` (the :class:`Action` instance), ``to_process`` (a
-    pre-processor may set it False to skip the action), ``session`` (a dict
-    for middleware to pass things along), ``api`` (the connection's api).
+    pre-processor may set it False to skip the action), ``session`` (the
+    connection's session dict: it lives as long as a WebSocket, one request over
+    HTTP), ``api`` (the connection's api).
+
+    Over HTTP an action may also shape its response: :meth:`set_status`,
+    :meth:`set_header`, :meth:`redirect` and :meth:`send_file`. Over any other
+    connection type these raise :class:`ActionError` (a WebSocket reply has no
+    status line, headers or file body).
     """
 
-    __slots__ = ("_released", "_session", "action_template", "connection", "to_process")
+    __slots__ = ("_http", "_released", "action_template", "connection", "to_process")
 
     params: dict[str, Any]
     action: str
     _released: bool
-    _session: Any
+    _http: HttpReply
 
     def __init__(self, connection: Connection, action_template: Action, action: str, params: dict[str, Any]) -> None:
         self.connection = connection
@@ -281,19 +266,62 @@ class ActionData(ActionResult):
 
     @property
     def session(self) -> dict[str, Any]:
-        try:
-            return self._session  # type: ignore[no-any-return]
-        except AttributeError:
-            self._session = {}
-            return self._session  # type: ignore[no-any-return]
-
-    @session.setter
-    def session(self, value: Any) -> None:
-        self._session = value
+        return self.connection.session
 
     @property
     def api(self) -> Any:
         return getattr(self.connection, "api", None)
+
+    @property
+    def http(self) -> HttpReply | None:
+        """What the action asked of its HTTP response, or None (nothing asked)."""
+        try:
+            return self._http
+        except AttributeError:
+            return None
+
+    def _reply(self, what: str) -> HttpReply:
+        kind = getattr(self.connection, "type", None)
+        if kind != "web":
+            raise ActionError(f"{what} works over HTTP only (this request came over {kind})", 400)
+        try:
+            return self._http
+        except AttributeError:
+            self._http = HttpReply()
+            return self._http
+
+    def set_status(self, status: int) -> None:
+        """The HTTP status of a successful response (an error keeps the error's status)."""
+        reply = self._reply("set_status()")
+        if not isinstance(status, int) or isinstance(status, bool) or not 200 <= status <= 599:
+            raise ActionError(f"set_status(): {status!r} is not an HTTP status from 200 to 599", 500)
+        reply.status = status
+
+    def set_header(self, name: str, value: Any) -> None:
+        """Add a response header (a repeated name, e.g. ``Set-Cookie``, adds another line)."""
+        reply = self._reply("set_header()")
+        name = _header_text(name, "header name")
+        if not name or any(c in name for c in ' :\t"(),/;<=>?@[]{}'):
+            raise ActionError(f"header name {name!r} is not a valid HTTP token", 500)
+        reply.headers.append((name, _header_text(value, f"header {name}:")))
+
+    def redirect(self, location: str, status: int = 302) -> None:
+        """Answer with ``status`` (301, 302, 303, 307 or 308) and ``Location``."""
+        reply = self._reply("redirect()")
+        if status not in (301, 302, 303, 307, 308):
+            raise ActionError(f"redirect(): {status!r} is not a redirect status", 500)
+        reply.status = status
+        reply.headers.append(("Location", _header_text(location, "redirect location")))
+
+    def send_file(self, path: Any, *, content_type: str | None = None, download_name: str | None = None) -> None:
+        """Answer with the file at ``path`` instead of JSON: absolute, or relative to the
+        project's ``public/`` folder (where it must then stay). The file is streamed, with the
+        static server's ETag, Last-Modified, conditional requests and byte ranges.
+        ``download_name`` adds ``Content-Disposition: attachment``."""
+        reply = self._reply("send_file()")
+        reply.file = str(path)
+        reply.file_type = None if content_type is None else _header_text(content_type, "content type")
+        reply.download_name = download_name
 
     def __repr__(self) -> str:
         return f"<ActionData {self.action!r} status={self.status}>"

@@ -18,15 +18,14 @@ validators, required), ``run``, post-processors (only after a successful run).
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import importlib.util
 import inspect
 import logging
 import sys
 import time
+import warnings
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from types import CoroutineType, ModuleType
+from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 
 from hero_fast._eager import DONE as _DONE
@@ -43,16 +42,19 @@ from hero_fast.actions.action import (
     ActionResult,
     Input,
 )
+from hero_fast.errors import internal_error
+from hero_fast.project.imports import ProjectError, ProjectWarning, import_folder, where
 
 if TYPE_CHECKING:
     from hero_fast.connections.connection import Connection
 
-__all__ = ["ActionLoadError", "ActionRegistry"]
+__all__ = ["SHUTTING_DOWN", "ActionLoadError", "ActionObserver", "ActionRegistry"]
 
 log = logging.getLogger("hero_fast.actions")
 
 TOO_MANY = "you have too many pending requests"
 UNKNOWN = "unknown action or invalid apiVersion"
+SHUTTING_DOWN = "the server is shutting down: retry on another server or after it restarts"
 
 _perf = time.perf_counter
 _new = object.__new__
@@ -78,8 +80,13 @@ Step = tuple[int, Callable[[ActionData], Any]]
 Plan = tuple[tuple[str, bool, Any, int, Any, int, Any, int], ...]
 
 
-class ActionLoadError(Exception):
+class ActionLoadError(ProjectError):
     """Loading an actions folder failed; the message names the file."""
+
+
+ActionObserver = Callable[["Connection", ActionResult], Any]
+"""``observer(connection, result)``: called after every action request (see
+:meth:`ActionRegistry.add_observer`)."""
 
 
 # ----------------------------------------------------------------- versions
@@ -409,6 +416,12 @@ class ActionRegistry:
         self._doc: dict[str, Any] | None = None
         self._tasks: set[asyncio.Future[ActionResult]] = set()
         self._general: dict[str, Any] | None = None
+        self._observers: tuple[ActionObserver, ...] = ()
+        self._odd_returns: set[str] = set()
+        #: True while the server drains at shutdown: new requests are refused (503).
+        self.refusing = False
+        #: Set when the drain ran out of time: cancelled actions answer 503 instead.
+        self._cut_at_shutdown = False
         self._resolve_config()
 
     # ------------------------------------------------------------ config
@@ -608,15 +621,31 @@ class ActionRegistry:
     def middleware(self) -> dict[str, ActionMiddleware]:
         return dict(self._middleware)
 
+    def unresolved_middleware(self) -> list[tuple[str, str, list[str]]]:
+        """``(source, action, missing names)`` for every action that lists action
+        middleware nobody registered (such an action would fail every request)."""
+        out = []
+        for versions in self._entries.values():
+            for entry in versions.values():
+                names = [n for n in getattr(entry.action, "middleware", None) or () if n not in self._middleware]
+                if names:
+                    out.append((entry.source, entry.name, names))
+        return out
+
     # ------------------------------------------------------------ loading
 
-    def load_folder(self, path: Path | str) -> int:
+    def load_folder(self, path: Path | str, root: Path | None = None) -> int:
         """Import every ``*.py`` under ``path`` (recursively, in sorted order)
-        and register each :class:`Action` subclass defined in it (classes
-        without a ``name`` — intermediate bases — are skipped). Returns how
+        and register each :class:`Action` subclass defined in it. Returns how
         many actions were registered. Nothing is registered when a file fails
         to import or an action in it is invalid: :class:`ActionLoadError`,
-        whose message names the file.
+        whose one-line message names the file (relative to ``root``, the
+        project folder, when given).
+
+        A class without a ``name`` is not registered: an intermediate base
+        (one the folder's actions subclass) silently, any other with a
+        :class:`ProjectWarning`, since it is most likely an action whose
+        ``name`` was forgotten.
 
         The folder is imported as a package (under a private name), so its
         files can share code with relative imports (``from .util import x``);
@@ -624,31 +653,38 @@ class ActionRegistry:
         folder = Path(path)
         if not folder.is_dir():
             raise ActionLoadError(f"{folder}: not a directory")
-        files = sorted(
-            p
-            for p in folder.rglob("*.py")
-            if p.is_file()
-            and not any(part.startswith(".") or part == "__pycache__" for part in p.relative_to(folder).parts[:-1])
-        )
+        try:
+            modules = import_folder(folder, "actions", root)
+        except ProjectError as exc:
+            raise ActionLoadError(str(exc)) from exc.__cause__
         found: list[tuple[Path, type[Action]]] = []
-        for file, module in _import_folder(folder, files):
+        nameless: list[tuple[Path, type[Action]]] = []
+        for file, module in modules:
             for obj in list(vars(module).values()):
                 if (
                     isinstance(obj, type)
                     and issubclass(obj, Action)
                     and obj is not Action
                     and obj.__module__ == module.__name__
-                    and _declares_name(obj)
                     and not inspect.isabstract(obj)
                 ):
-                    found.append((file, obj))
+                    (found if _declares_name(obj) else nameless).append((file, obj))
+        for file, cls in nameless:
+            if not any(issubclass(other, cls) for _, other in found):
+                warnings.warn(
+                    f"{where(file, root)}: {cls.__name__} is an Action without a `name`, so it is not "
+                    "registered (give it name = \"...\"; a base class is skipped only when an action "
+                    "subclasses it)",
+                    ProjectWarning,
+                    stacklevel=2,
+                )
         done: list[tuple[str, Any]] = []
         try:
             for file, cls in found:
                 try:
-                    self.register(cls, _source=str(file))
+                    self.register(cls, _source=where(file, root))
                 except Exception as exc:
-                    raise ActionLoadError(f"{file}: {cls.__name__}: {exc}") from exc
+                    raise ActionLoadError(f"{where(file, root)}: {cls.__name__}: {exc}") from exc
                 done.append((cls.name, cls.version))
         except ActionLoadError:
             for name, version in done:
@@ -739,6 +775,19 @@ class ActionRegistry:
 
     # ---------------------------------------------------------- processing
 
+    def add_observer(self, observer: ActionObserver) -> None:
+        """Call ``observer(connection, result)`` after every action request — success,
+        error, unknown action, refusal — once its :class:`ActionResult` is known (status,
+        duration, params). The access log and metrics use this; so can project code (from an
+        initializer). An observer's exception is logged, never raised."""
+        self._observers = (*self._observers, observer)
+
+    def remove_observer(self, observer: ActionObserver) -> bool:
+        if observer not in self._observers:
+            return False
+        self._observers = tuple(o for o in self._observers if o is not observer)
+        return True
+
     def process(self, connection: Connection, params: dict[str, Any]) -> ActionResult | Awaitable[ActionResult]:
         """Run the action ``params["action"]`` (version ``params["apiVersion"]``,
         latest when absent) for ``connection``.
@@ -747,12 +796,34 @@ class ActionRegistry:
         without waiting, else an awaitable (an :class:`asyncio.Task`) that
         resolves to one. Never raises for a failing action, input or
         middleware: those are error results (``response["error"]``)."""
+        result = self._process(connection, params)
+        if self._observers:
+            if isinstance(result, ActionResult):
+                self._notify(connection, result)
+            elif isinstance(result, asyncio.Future):
+                result.add_done_callback(lambda task: self._notify_done(connection, task))
+        return result
+
+    def _notify(self, connection: Connection, result: ActionResult) -> None:
+        for observer in self._observers:
+            try:
+                observer(connection, result)
+            except Exception:
+                log.exception("action observer %r failed", observer)
+
+    def _notify_done(self, connection: Connection, task: asyncio.Future[ActionResult]) -> None:
+        if not task.cancelled() and task.exception() is None:
+            self._notify(connection, task.result())
+
+    def _process(self, connection: Connection, params: dict[str, Any]) -> ActionResult | Awaitable[ActionResult]:
         t0 = _perf()
         general = self._general
         if general is None:
             general = self._resolve_config()
         if connection.pending_actions >= general.get("simultaneousActions", 5):
             return self._early(params, TOO_MANY, 429, t0)
+        if self.refusing:
+            return self._early(params, SHUTTING_DOWN, 503, t0)
         connection.total_actions += 1
         name = params.get("action")
         version = params.get("apiVersion")
@@ -812,8 +883,11 @@ class ActionRegistry:
                         if r.__class__ is not tuple:
                             return self._schedule(data, entry, i, r, t0)
                         r = r[1]
-                        if r is not None and (r.__class__ is dict or isinstance(r, dict)):
-                            data.response.update(r)
+                        if r is not None:
+                            if r.__class__ is dict or isinstance(r, dict):
+                                data.response.update(r)
+                            else:
+                                self._ignored_return(entry.name, r)
                     elif r.__class__ is _Coro:
                         # _eager.start() inlined (engines: see hero_fast._eager)
                         try:
@@ -824,8 +898,11 @@ class ActionRegistry:
                         if y.__class__ is tuple and y and y[0] is _DONE:
                             _push_engine(engine)
                             r = y[1]
-                            if r is not None and (r.__class__ is dict or isinstance(r, dict)):
-                                data.response.update(r)
+                            if r is not None:
+                                if r.__class__ is dict or isinstance(r, dict):
+                                    data.response.update(r)
+                                else:
+                                    self._ignored_return(entry.name, r)
                         else:
                             return self._schedule(data, entry, i, EngineResume(engine, y), t0)
                     elif _isawaitable(r):
@@ -834,8 +911,12 @@ class ActionRegistry:
                             return self._schedule(data, entry, i, r, t0)
                         if isinstance(r, dict):
                             data.response.update(r)
+                        elif r is not None:
+                            self._ignored_return(entry.name, r)
                     elif isinstance(r, dict):
                         data.response.update(r)
+                    else:
+                        self._ignored_return(entry.name, r)
                 post = entry.post
                 if post:
                     for fn in post:
@@ -891,8 +972,8 @@ class ActionRegistry:
         try:
             try:
                 r = await aw
-                if steps[i - 1][0] == _RUN and isinstance(r, dict):
-                    data.response.update(r)
+                if steps[i - 1][0] == _RUN and r is not None:
+                    self._merge_late(data, r)
                 n = len(steps)
                 while i < n:
                     kind, fn = steps[i]
@@ -903,10 +984,15 @@ class ActionRegistry:
                     if r is not None:
                         if r.__class__ is _Coro or _isawaitable(r):
                             r = await r
-                        if kind == _RUN and isinstance(r, dict):
-                            data.response.update(r)
+                        if kind == _RUN:
+                            self._merge_late(data, r)
             except Exception as exc:
                 self._fail(data, exc)
+            except asyncio.CancelledError:
+                if not self._cut_at_shutdown:
+                    raise
+                data.status = 503
+                data.response["error"] = "the server shut down before this action finished"
         finally:
             self._release(data)
         response = data.response
@@ -914,6 +1000,23 @@ class ActionRegistry:
             data.status = 500
         data.duration = (_perf() - t0) * 1000.0
         return data
+
+    def _merge_late(self, data: ActionData, r: Any) -> None:
+        """``run``'s return value, once it finished in a Task."""
+        if isinstance(r, dict):
+            data.response.update(r)
+        elif r is not None:
+            self._ignored_return(data.action, r)
+
+    def _ignored_return(self, action: str, value: Any) -> None:
+        if action not in self._odd_returns:
+            self._odd_returns.add(action)
+            log.warning(
+                "action %r: run() returned %s, which is ignored; return a dict (merged into the response) "
+                "or None (warned once per action)",
+                action,
+                type(value).__name__,
+            )
 
     @staticmethod
     def _release(data: ActionData) -> None:
@@ -925,12 +1028,10 @@ class ActionRegistry:
     def _fail(data: ActionData, exc: BaseException) -> None:
         if isinstance(exc, ActionError):
             data.status = exc.status
-            text = str(exc.message)
+            data.response["error"] = str(exc.message)
         else:
             data.status = 500
-            text = str(exc) or type(exc).__name__
-            log.error("action %r failed: %s", data.action, text, exc_info=exc)
-        data.response["error"] = text
+            data.response["error"] = internal_error(log, f"action {data.action!r}", exc)
 
     @staticmethod
     def _early(params: dict[str, Any], text: str, status: int, t0: float) -> ActionResult:
@@ -963,6 +1064,20 @@ class ActionRegistry:
             await asyncio.wait(list(self._tasks), timeout=remaining)
         return True
 
+    async def cut(self, grace: float = 1.0) -> int:
+        """Cancel every action still running (shutdown ran out of time). Each one answers
+        its caller with a 503 error (``the server shut down before this action finished``)
+        instead of vanishing; waits up to ``grace`` s for those replies. Returns how many
+        were cut."""
+        tasks = list(self._tasks)
+        if not tasks:
+            return 0
+        self._cut_at_shutdown = True
+        for task in tasks:
+            task.cancel()
+        await asyncio.wait(tasks, timeout=grace)
+        return len(tasks)
+
 
 # ----------------------------------------------------------------- helpers
 
@@ -981,82 +1096,6 @@ def _declares_name(cls: type) -> bool:
         if "name" in vars(klass):
             return True
     return False
-
-
-def _ident(name: str) -> str:
-    if name.isidentifier():
-        return name
-    return "_" + "".join(c if c.isalnum() else "_" for c in name)
-
-
-def _exec_module(name: str, file: Path, package_dir: Path | None = None) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        name, file, submodule_search_locations=None if package_dir is None else [str(package_dir)]
-    )
-    if spec is None or spec.loader is None:
-        raise ActionLoadError(f"{file}: cannot be imported")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException as exc:
-        sys.modules.pop(name, None)
-        if not isinstance(exc, Exception):
-            raise
-        raise ActionLoadError(f"{file}: {type(exc).__name__}: {exc}") from exc
-    return module
-
-
-def _package(name: str, directory: Path) -> ModuleType:
-    """The package module ``name`` for ``directory`` (its ``__init__.py`` when
-    it has one), created (and attached to its parent) if not imported yet."""
-    module = sys.modules.get(name)
-    if module is not None:
-        return module
-    init = directory / "__init__.py"
-    if init.is_file():
-        module = _exec_module(name, init, directory)
-    else:
-        module = ModuleType(name)
-        module.__path__ = [str(directory)]
-        module.__package__ = name
-        sys.modules[name] = module
-    parent, _, child = name.rpartition(".")
-    if parent and parent in sys.modules:
-        setattr(sys.modules[parent], child, module)
-    return module
-
-
-def _import_folder(folder: Path, files: list[Path]) -> list[tuple[Path, ModuleType]]:
-    """Import ``files`` (all under ``folder``) as modules of a private package
-    rooted at ``folder``; a fresh import each call."""
-    root = "_hero_fast_actions_" + hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:12]
-    for name in [n for n in sys.modules if n == root or n.startswith(root + ".")]:
-        del sys.modules[name]
-    importlib.invalidate_caches()
-    _package(root, folder)
-    out: list[tuple[Path, ModuleType]] = []
-    for file in files:
-        rel = file.relative_to(folder)
-        package = root
-        directory = folder
-        for part in rel.parts[:-1]:
-            package = f"{package}.{_ident(part)}"
-            directory = directory / part
-            _package(package, directory)
-        if file.name == "__init__.py":
-            module = sys.modules[package]
-        else:
-            name = f"{package}.{_ident(file.stem)}"
-            seen = sys.modules.get(name)  # already imported by a sibling's relative import?
-            mfile = getattr(seen, "__file__", None)
-            if seen is not None and mfile and Path(mfile).resolve() == file.resolve():
-                module = seen
-            else:
-                module = _exec_module(name, file)
-                setattr(sys.modules[package], name.rpartition(".")[2], module)
-        out.append((file, module))
-    return out
 
 
 def _json_safe(value: Any) -> Any:

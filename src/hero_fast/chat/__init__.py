@@ -21,13 +21,14 @@ import inspect
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from hero_fast._core import encode_frame
+from hero_fast._transport import Connection as WsConnection
 from hero_fast._transport import fanout
+from hero_fast.middleware import ChatMiddleware
 
 if TYPE_CHECKING:
     from hero_fast.app import Api
@@ -44,39 +45,39 @@ class ChatError(Exception):
     """A chat request refused; the text goes back to the client as the verb error."""
 
 
-@dataclass
-class ChatMiddleware:
-    """Hooks around chat (lower priority first); each may be sync or async.
-
-    ``join(connection, room)`` and ``leave(connection, room)`` may raise to
-    refuse; ``say(connection, room, payload)`` gets the outgoing chat payload
-    (``{"message", "room", "from", "context", "sentAt"}``) and may return a
-    replacement dict, return ``None`` to keep it, or raise to refuse it.
-    """
-
-    name: str
-    priority: int = 100
-    join: Callable[..., Any] | None = None
-    leave: Callable[..., Any] | None = None
-    say: Callable[..., Any] | None = None
-
-
 class Room:
     """A room and its local members (connection id → (connection, joined-at ms))."""
 
-    __slots__ = ("_sockets", "members", "name")
+    __slots__ = ("_others", "_sockets", "members", "name")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.members: dict[str, tuple[Connection, int]] = {}
-        self._sockets: list[Any] | None = None
+        self._sockets: list[WsConnection] | None = None
+        self._others: list[Connection] = []
 
-    def sockets(self) -> list[Any]:
-        """The members' WebSocket transports (cached until membership changes)."""
+    def sockets(self) -> list[WsConnection]:
+        """The members' engine WebSockets (cached until membership changes)."""
         socks = self._sockets
         if socks is None:
-            socks = self._sockets = [c.ws for c, _ in self.members.values() if c.ws is not None]
+            socks = []
+            others = []
+            for c, _ in self.members.values():
+                if type(c.ws) is WsConnection:
+                    socks.append(c.ws)
+                elif c.ws is not None:
+                    others.append(c)  # e.g. hero_fast.testing's in-process connections
+            self._sockets = socks
+            self._others = others
         return socks
+
+    def deliver(self, frame: bytes) -> int:
+        """Queue ``frame`` on every member: one fan-out over the engine sockets, then any
+        member with another kind of socket."""
+        n = fanout(frame, self.sockets())
+        for conn in self._others:
+            n += conn.send_frame(frame)
+        return n
 
 
 def _now_ms() -> int:
@@ -100,6 +101,10 @@ class ChatRooms:
         # The distributed backend, or None: the one check the fan-out path makes.
         self._bus = cluster if cluster.distributed else None
         general = api.config["general"]
+        #: chat messages queued on members of this process so far, and those a member could
+        #: not take (it was closing): for metrics
+        self.delivered = 0
+        self.undeliverable = 0
         self.max_rooms_per_connection: int = general["maxRoomsPerConnection"]
         self.max_room_name_length: int = general["maxRoomNameLength"]
 
@@ -294,14 +299,21 @@ class ChatRooms:
         if bus is None:
             if not r.members:
                 return 0
-            return fanout(encode_frame(_TEXT, orjson.dumps(payload)), r.sockets())
+            n = r.deliver(encode_frame(_TEXT, orjson.dumps(payload)))
+            self._count(r, n)
+            return n
         body = orjson.dumps(payload)
         if len(body) > bus.max_payload:  # type: ignore[operator]
             raise ChatError(f"message too large for the cluster bus ({len(body)} bytes; the most is "
                             f"{bus.max_payload})")
-        n = fanout(encode_frame(_TEXT, body), r.sockets()) if r.members else 0
+        n = r.deliver(encode_frame(_TEXT, body)) if r.members else 0
+        self._count(r, n)
         bus.publish_say(r.name, body)
         return n
+
+    def _count(self, r: Room, queued: int) -> None:
+        self.delivered += queued
+        self.undeliverable += len(r.members) - queued
 
     def deliver_remote(self, room: str, payload: dict[str, Any]) -> int:
         """A chat payload from another node: encode once, frame once, queue on every
@@ -309,7 +321,9 @@ class ChatRooms:
         r = self.rooms.get(room)
         if r is None or not r.members:
             return 0
-        return fanout(encode_frame(_TEXT, orjson.dumps(payload)), r.sockets())
+        n = r.deliver(encode_frame(_TEXT, orjson.dumps(payload)))
+        self._count(r, n)
+        return n
 
     # -- middleware ----------------------------------------------------------------
 

@@ -12,11 +12,9 @@
 The chat layer (``hero_fast.chat``) keeps the local truth — which of *this* process's
 connections are in which room — and calls the hooks below after each local change; the
 backend makes it visible to the other nodes and feeds their messages back into
-``api.chat_room``. Server code uses two methods directly:
-
-- ``await api.cluster.send(connection_id, message)`` — push ``message`` to a connection
-  wherever it is connected; True when it was delivered locally or handed to its node.
-- ``api.cluster.counters`` — bus and outage counters (all zero for the memory backend).
+``api.chat_room``. Server code pushes through ``api.connections.send``/``broadcast`` and
+``api.chat_room.broadcast``, which use the backend when the receiver is elsewhere;
+``api.cluster.counters`` holds bus and outage counters (none for the memory backend).
 """
 
 from __future__ import annotations
@@ -80,16 +78,17 @@ class ClusterBackend:
     def publish_say(self, room: str, body: bytes) -> None:
         """``body`` (the chat payload's JSON) was delivered locally; deliver it elsewhere."""
 
+    def publish_broadcast(self, body: bytes) -> None:
+        """``body`` (a push's JSON) was queued on every local connection; deliver it to every
+        connection of the other nodes."""
+
     # -- server push ------------------------------------------------------------------
 
     async def send(self, connection_id: str, message: Any) -> bool:
-        """Push ``message`` to the connection with this id, wherever it is connected.
-        True when it was queued locally or handed to the connection's node (delivery
-        over the bus is at-most-once); False when the connection is unknown or gone."""
-        conn = self.api.connections.get(connection_id)
-        if conn is None:
-            return False
-        return conn.send(message)
+        """Hand ``message`` to the node where the connection ``connection_id`` lives (it is
+        not in this process: ``api.connections.send`` checked). True when a node took it
+        (delivery over the bus is at-most-once); False when no node has that connection."""
+        return False
 
     def stats(self) -> dict[str, Any]:
         """Counters and state, for status pages and metrics."""

@@ -16,6 +16,7 @@ import copy
 from typing import Any
 
 from hero_fast.config import checks as c
+from hero_fast.routes import check_routes
 
 __all__ = ["DEFAULTS", "SECTION_DOCS", "SPEC", "Option", "build_defaults"]
 
@@ -59,6 +60,15 @@ SPEC: dict[str, Any] = {
         ``--workers N`` and for several nodes (rooms, say and ``connection.send`` then work
         across all of them). Env ``HERO_FAST_REDIS_URL``, CLI ``--redis-url``.""",
         c.any_of(c.nothing, c.string(nonempty=True)),
+    ),
+    "routes": O(
+        {},
+        """HTTP routes to actions, per method (``get``, ``post``, ``put``, ``patch``, ``delete``,
+        ``head``, ``options``, ``all``): lists of ``{"path": "/users/:id", "action": "user"}``
+        with optional ``apiVersion`` and ``matchTrailingPathParts``, matched under the actions
+        prefix (``/api/users/7``); path params merge into the params. ``/api/<action>`` works
+        for every action regardless. Usually set in ``config/routes.py``. A map.""",
+        c.Check(check_routes, "a dict of HTTP method to a list of routes"),
     ),
     "cluster": {
         "prefix": O(
@@ -142,6 +152,18 @@ SPEC: dict[str, Any] = {
         "paths": {
             "action": O(
                 ["actions"], "Folders the actions are loaded from (relative to the project dir).", _str_list
+            ),
+            "initializer": O(
+                ["initializers"],
+                """Folders of initializers: ``Initializer`` subclasses whose ``initialize``/``start``
+                run at boot and ``stop`` at shutdown (relative to the project dir).""",
+                _str_list,
+            ),
+            "middleware": O(
+                ["middleware"],
+                """Folders of action, connection and chat middleware, registered at boot (relative
+                to the project dir).""",
+                _str_list,
             ),
             "public": O(
                 ["public"],

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hero_fast.config.defaults import SPEC, Option, build_defaults
+from hero_fast.project.imports import describe_failure
 
 if TYPE_CHECKING:
     from hero_fast._transport import Options
@@ -290,10 +291,57 @@ def _load_module(path: Path, label: str) -> Any:
     try:
         spec.loader.exec_module(module)
     except Exception as exc:
-        raise ConfigError(f"{label}: error while loading it: {type(exc).__name__}: {exc}") from exc
+        text = describe_failure(path, exc, None).replace(str(path), label, 1)
+        raise ConfigError(f"{text} (while loading it)") from exc
     finally:
         sys.modules.pop(name, None)
     return module
+
+
+_KNOWN_ENVS = ("development", "production", "test", "staging")
+
+
+def _sections(module: Any) -> list[str]:
+    """Module-level names holding a dict that looks like config (a known top-level key)."""
+    names = []
+    for name, value in vars(module).items():
+        if name.startswith("_") or not isinstance(value, Mapping):
+            continue
+        if any(key in SPEC for key in value):
+            names.append(name)
+    return names
+
+
+def _warn_sections(modules: list[tuple[Any, str]], env_name: str, env_origin: str) -> None:
+    """Warn about config that would silently do nothing: ``DEFAULTS`` for ``DEFAULT``, a
+    misspelled environment section, an environment no file has a section for."""
+    envs: set[str] = set()
+    for module, label in modules:
+        for name in _sections(module):
+            if name == "DEFAULT":
+                continue
+            if name.upper() in ("DEFAULTS", "DEFAULT") or difflib.get_close_matches(name, ["DEFAULT"], 1, 0.8):
+                warnings.warn(
+                    f"{label}: {name} is not read (did you mean DEFAULT?)", ConfigWarning, stacklevel=3
+                )
+                continue
+            close = difflib.get_close_matches(name, _KNOWN_ENVS, 1, 0.8)
+            if close and close[0] != name:
+                warnings.warn(
+                    f"{label}: section {name!r} looks like a misspelling of {close[0]!r}; it only applies "
+                    f"with --env {name}",
+                    ConfigWarning,
+                    stacklevel=3,
+                )
+            envs.add(name)
+    if envs and env_name not in envs and env_origin != "default":
+        hint = _suggest(env_name, envs)
+        warnings.warn(
+            f"no config module has a section for environment {env_name!r} (from {env_origin}){hint}; "
+            f"sections found: {', '.join(sorted(envs))}",
+            ConfigWarning,
+            stacklevel=3,
+        )
 
 
 def _parse_port(name: str, raw: str) -> int:
@@ -430,6 +478,7 @@ def load_config(
                 section = None  # e.g. env "os" in a module that imports os: not a section
             if section is not None:
                 layers.apply(section, f"{label} [{env_name}]")
+        _warn_sections(modules, env_name, env_origin)
 
     for path, value, origin in env_items:
         layers.apply(value, origin, base=path)

@@ -2,38 +2,46 @@
 
 from __future__ import annotations
 
+import enum
 import inspect
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
+from hero_fast._core import encode_frame
+from hero_fast._transport import Connection as WsConnection
+from hero_fast._transport import fanout
 from hero_fast.connections.connection import Connection
+from hero_fast.middleware import ConnectionMiddleware
 
 if TYPE_CHECKING:
-    from hero_fast._transport import Connection as WsConnection
     from hero_fast.app import Api
 
-__all__ = ["Connection", "ConnectionMiddleware", "Connections"]
+__all__ = ["Connection", "ConnectionMiddleware", "Connections", "Sent"]
+
+_TEXT = 1
 
 log = logging.getLogger("hero_fast.connections")
 
 
-@dataclass
-class ConnectionMiddleware:
-    """Runs when a connection is created or destroyed (lower priority first).
-    ``create``/``destroy`` take the connection; they may be sync or async, and
-    an error in one is logged, never fatal to the connection or the server."""
+class Sent(enum.Enum):
+    """What :meth:`Connections.send` did with a message; true unless ``NOWHERE``."""
 
-    name: str
-    priority: int = 100
-    create: Callable[[Connection], Any] | None = None
-    destroy: Callable[[Connection], Any] | None = None
+    LOCAL = "local"  #: queued on the connection, which lives in this process
+    REMOTE = "remote"  #: handed to the node the connection lives on (through the cluster bus)
+    NOWHERE = "nowhere"  #: no such connection (gone, never existed, or its node is unreachable)
+
+    def __bool__(self) -> bool:
+        return self is not Sent.NOWHERE
 
 
 class Connections:
-    """Every live connection by id, and the connection middleware."""
+    """Every live connection of this process by id, the connection middleware, and the one
+    push API: :meth:`send` (one connection, wherever it lives) and :meth:`broadcast` (every
+    connection of every node)."""
 
     def __init__(self, api: Api) -> None:
         self.api = api
@@ -45,6 +53,39 @@ class Connections:
 
     def get(self, id: str) -> Connection | None:
         return self.by_id.get(id)
+
+    async def send(self, connection_id: str, message: Any) -> Sent:
+        """Push ``message`` (any JSON value; by convention a dict with a ``context``) to the
+        connection ``connection_id`` wherever it is connected: queued directly when it lives
+        in this process, else handed to its node through the cluster backend (delivery over
+        the bus is at-most-once). Returns :class:`Sent` (false when nobody has it).
+        ``connection.send(message)`` is the synchronous fast path for a local connection."""
+        conn = self.by_id.get(connection_id)
+        if conn is not None:
+            return Sent.LOCAL if conn.send(message) else Sent.NOWHERE
+        if not self.api.cluster.distributed:
+            return Sent.NOWHERE
+        return Sent.REMOTE if await self.api.cluster.send(connection_id, message) else Sent.NOWHERE
+
+    def broadcast(self, message: Any) -> int:
+        """Push ``message`` to every WebSocket connection of every node; encoded and framed
+        once. Returns how many local connections it was queued for (other nodes deliver to
+        theirs, at most once)."""
+        body = orjson.dumps(message)
+        frame = encode_frame(_TEXT, body)
+        sockets = []
+        n = 0
+        for conn in self.by_id.values():
+            ws = conn.ws
+            if ws is None or conn.destroyed:
+                continue
+            if type(ws) is WsConnection:
+                sockets.append(ws)
+            elif conn.send_frame(frame):
+                n += 1
+        n += fanout(frame, sockets) if sockets else 0
+        self.api.cluster.publish_broadcast(body)
+        return n
 
     def add_middleware(self, middleware: ConnectionMiddleware) -> None:
         if any(m.name == middleware.name for m in self._middleware):

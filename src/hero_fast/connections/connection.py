@@ -33,12 +33,18 @@ class Connection:
     Attributes follow actionhero's names (snake_case here): ``id``, ``type``,
     ``remote_ip``, ``remote_port``, ``fingerprint``, ``connected_at`` (epoch
     ms), ``rooms`` (in join order), ``total_actions``, ``pending_actions``,
-    ``params`` (kept across requests of one WebSocket), ``message_count``.
+    ``params`` (kept across requests of one WebSocket), ``message_count``, and
+    ``session``: a dict of the application's own, made on first use, alive as
+    long as the connection (one request over HTTP). Keep its values
+    JSON-serialisable: a connection that recovers after a reconnect (possibly
+    on another node) gets its session back through the cluster backend.
     """
 
     __slots__ = (
         "__weakref__",
+        "_session",
         "api",
+        "close_code",
         "connected_at",
         "destroyed",
         "fingerprint",
@@ -54,6 +60,8 @@ class Connection:
         "type",
         "ws",
     )
+
+    _session: dict[str, Any]
 
     def __init__(
         self,
@@ -79,8 +87,26 @@ class Connection:
         self.message_count = 0
         self.params: dict[str, Any] = {}
         self.destroyed = False
+        # how a WebSocket ended (1006: the TCP connection dropped), set before destroy middleware runs
+        self.close_code: int | None = None
         # heartbeats sent since this client last said anything (reset on every message)
         self.silent_beats = 0
+
+    @property
+    def session(self) -> dict[str, Any]:
+        try:
+            return self._session
+        except AttributeError:
+            # made on first use: most connections never need one (idle memory)
+            session: dict[str, Any] = {}
+            self._session = session
+            return session
+
+    @session.setter
+    def session(self, value: dict[str, Any]) -> None:
+        if not isinstance(value, dict):
+            raise TypeError(f"connection.session must be a dict, not {type(value).__name__}")
+        self._session = value
 
     def send(self, message: Any) -> bool:
         """Push ``message`` (JSON-encodable; by convention a dict with a

@@ -8,8 +8,9 @@ block or stream forever); a directory serves its ``index.html``.
 
 Small files (``CACHE_FILE_MAX``, 1 MiB) are kept in memory, keyed by real path and
 validated on every request by ``stat`` (mtime, size, inode), so an edit shows up at once;
-the cache as a whole is bounded (``CACHE_TOTAL_MAX`` bytes, LRU). Larger files are read
-per request, up to a hard cap.
+the cache as a whole is bounded (``CACHE_TOTAL_MAX`` bytes, LRU). Larger files are
+streamed (:func:`read_chunks`) in ``STREAM_CHUNK`` pieces read off the event loop, so their
+size costs no memory. :func:`byte_range` reads a ``Range`` header (RFC 9110 14.2).
 
 :func:`read_public_file` is the entry point for the WebSocket ``file`` verb; the web server
 uses :func:`store` and :class:`StaticFiles` directly.
@@ -17,11 +18,13 @@ uses :func:`store` and :class:`StaticFiles` directly.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import stat as _stat
 import weakref
 from collections import OrderedDict
+from collections.abc import AsyncIterator
 from email.utils import formatdate
 from typing import Any
 
@@ -30,10 +33,13 @@ from hero_fast.servers.mime import content_type, guess_type
 __all__ = [
     "CACHE_FILE_MAX",
     "CACHE_TOTAL_MAX",
-    "MAX_STATIC_FILE_SIZE",
+    "STREAM_CHUNK",
     "FileEntry",
     "FileTooLarge",
     "StaticFiles",
+    "byte_range",
+    "file_entry",
+    "read_chunks",
     "read_public_file",
     "safe_segments",
     "store",
@@ -44,7 +50,7 @@ log = logging.getLogger("hero_fast.servers.static")
 CACHE_FILE_MAX = 1 << 20  # files up to this size are cached in memory
 CACHE_TOTAL_MAX = 64 << 20  # bytes of file bodies kept in the cache at most
 CACHE_ENTRIES_MAX = 4096
-MAX_STATIC_FILE_SIZE = 64 << 20  # default cap on a file served over HTTP
+STREAM_CHUNK = 256 << 10  # bytes read (off the loop) per piece of a streamed file
 DEFAULT_WS_FILE_MAX = 1 << 20  # when general.maxFileSize is not configured
 INDEX_FILE = "index.html"
 
@@ -111,6 +117,67 @@ class FileEntry:
         if len(data) > limit:
             raise FileTooLarge(len(data), limit)
         return data
+
+
+def file_entry(path: str) -> FileEntry | None:
+    """A :class:`FileEntry` (metadata only) for the regular file at ``path``, or None."""
+    try:
+        real = os.path.realpath(path)
+        st = os.stat(real)
+    except (OSError, ValueError):
+        return None
+    return FileEntry(real, st, None) if _stat.S_ISREG(st.st_mode) else None
+
+
+def _read_at(fd: int, offset: int, n: int) -> bytes:
+    return os.pread(fd, n, offset)
+
+
+async def read_chunks(path: str, start: int, length: int) -> AsyncIterator[bytes]:
+    """``length`` bytes of the file at ``path`` from ``start``, in ``STREAM_CHUNK`` pieces,
+    each read in a worker thread. Stops early (short) if the file shrinks meanwhile."""
+    loop = asyncio.get_running_loop()
+    fd = await loop.run_in_executor(None, os.open, path, _O_FLAGS)
+    try:
+        end = start + length
+        pos = start
+        while pos < end:
+            data = await loop.run_in_executor(None, _read_at, fd, pos, min(STREAM_CHUNK, end - pos))
+            if not data:
+                log.warning("%s shrank while being sent (%d of %d bytes sent)", path, pos - start, length)
+                return
+            pos += len(data)
+            yield data
+    finally:
+        os.close(fd)
+
+
+def byte_range(header: str, size: int) -> tuple[int, int] | None:
+    """The one range ``bytes=a-b`` / ``bytes=a-`` / ``bytes=-n`` of ``header`` as ``(start,
+    end exclusive)`` for a file of ``size`` bytes. None means serve the whole file (the header
+    is not a single byte range we handle, which RFC 9110 lets a server ignore); ``(0, 0)``
+    with ``size > 0`` never occurs, ``(-1, -1)`` means unsatisfiable (416)."""
+    unit, _, spec = header.partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    first, dash, last = spec.strip().partition("-")
+    if not dash:
+        return None
+    first, last = first.strip(), last.strip()
+    if not (first.isdigit() or first == "") or not (last.isdigit() or last == "") or (not first and not last):
+        return None
+    if not first:  # the last n bytes
+        n = int(last)
+        if n == 0:
+            return (-1, -1)
+        return (max(0, size - n), size)
+    start = int(first)
+    if start >= size:
+        return (-1, -1)
+    end = size if not last else min(size, int(last) + 1)
+    if end <= start:
+        return None  # last < first: invalid, ignored
+    return (start, end)
 
 
 def safe_segments(relpath: str) -> list[str] | None:

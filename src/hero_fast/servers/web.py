@@ -5,16 +5,19 @@ Routes (PROTOCOL.md "HTTP"; prefixes from ``servers.web``):
 - ``OPTIONS <any>`` → 204 with the configured ``httpHeaders`` (CORS) and ``Allow``.
 - ``<websocket pathname>`` (``/primus``, with or without ``/``) without an Upgrade →
   426 Upgrade Required.
-- ``/api/<action>``, ``/api?action=x``, ``/api/?action=x`` (GET, HEAD, POST, PUT, PATCH,
+- ``/api/<route>`` (config ``routes``: ``/api/users/7`` with ``/users/:id``), then
+  ``/api/<action>``, ``/api?action=x``, ``/api/?action=x`` (GET, HEAD, POST, PUT, PATCH,
   DELETE) → the action. Params: the query string, then the body (a JSON object, or a
-  urlencoded form), then the action named in the path. The reply is the action's
-  response fields plus ``serverInformation`` and ``requesterInformation``, as JSON,
-  with the action's status (``returnErrorCodes``) — 404 unknown action, 422 bad param,
-  429 too many pending, 500 the action raised.
+  urlencoded form), then the route's path params (or the action named in the path). The
+  reply is the action's response fields plus ``serverInformation`` and
+  ``requesterInformation``, as JSON, with the action's status (``returnErrorCodes``) —
+  404 unknown action, 422 bad param, 429 too many pending, 500 the action raised — unless
+  the action set its status, headers, a redirect or a file (``data.set_status`` and
+  friends).
 - ``/public/<file>`` and, with ``rootEndpointType: "file"``, ``/<file>`` (``/`` →
   ``public/index.html``) → the file (GET/HEAD), with ETag, Last-Modified,
-  Cache-Control and 304. With ``rootEndpointType: "api"`` every other path is an
-  action path (``/`` → ``status``).
+  Cache-Control, 304 and byte ranges (206/416); large files are streamed. With
+  ``rootEndpointType: "api"`` every other path is an action path (``/`` → ``status``).
 
 Every response carries ``httpHeaders`` and, when the request lacks the fingerprint
 cookie (and ``fingerprint.toSetCookie``), a ``Set-Cookie`` with a fresh one. Errors
@@ -34,14 +37,16 @@ from collections.abc import Awaitable, Callable
 from email.utils import formatdate, mktime_tz, parsedate_tz
 from random import getrandbits as _getrandbits
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote, unquote
 
 import orjson
 
 from hero_fast._transport import HttpRequest, Response
+from hero_fast.errors import internal_error
 from hero_fast.servers import static as _static
 
 if TYPE_CHECKING:
+    from hero_fast.actions.action import HttpReply
     from hero_fast.servers.static import FileEntry, StaticFiles
 
 __all__ = ["WebServer"]
@@ -128,7 +133,7 @@ class WebServer:
         self.files_prefix = self._prefix(web.get("urlPathForFiles", "public"))
         self.root_is_api = web.get("rootEndpointType", "file") == "api"
         self.cache_control = f"max-age={int(web.get('flatFileCacheDuration', 60))}, must-revalidate, public"
-        self.max_static_size = int(web.get("maxStaticFileSize") or _static.MAX_STATIC_FILE_SIZE)
+        self.routes = api.routes
 
         fp = web.get("fingerprint", {})
         self.cookie_key = str(fp.get("cookieKey", "sessionID"))
@@ -187,9 +192,9 @@ class WebServer:
             return self._route(request, fingerprint, cookie)
         except _BadRequest as e:
             return self._error(e.status, e.message, cookie)
-        except Exception:
-            log.exception("HTTP request %s %r failed", request.method, request.target)
-            return self._error(500, "internal server error", cookie)
+        except Exception as e:
+            return self._error(500, internal_error(log, f"HTTP request {request.method} {request.target[:200]!r}", e),
+                               cookie)
 
     # -- helpers --------------------------------------------------------------------
 
@@ -267,7 +272,7 @@ class WebServer:
             and path.startswith(prefix)
             and (len(path) == len(prefix) or path[len(prefix)] == "/")
         ):
-            return self._api(request, path[len(prefix) :], fingerprint, cookie, None)
+            return self._api(request, prefix, fingerprint, cookie, None)
         prefix = self.files_prefix
         if (
             prefix is not None
@@ -276,7 +281,7 @@ class WebServer:
         ):
             return self._static(request, path[len(prefix) :], cookie)
         if self.root_is_api:
-            return self._api(request, path, fingerprint, cookie, "status")
+            return self._api(request, "", fingerprint, cookie, "status")
         return self._static(request, path, cookie)
 
     def _is_api_path(self, path: str) -> bool:
@@ -306,10 +311,22 @@ class WebServer:
 
     # -- actions --------------------------------------------------------------------
 
+    @staticmethod
+    def _segments(request: HttpRequest, prefix: str) -> list[str]:
+        """The raw (still percent-encoded) path segments after ``prefix``: a route's
+        ``:param`` may then hold an encoded ``/``."""
+        raw = WebServer._origin_form(request.target.partition("?")[0].partition("#")[0])
+        quoted = quote(prefix, safe="/")
+        if raw.startswith(quoted):
+            raw = raw[len(quoted) :]
+        elif unquote(raw).startswith(prefix):
+            raw = quote(unquote(raw)[len(prefix) :], safe="/")
+        return [part for part in raw.split("/") if part]
+
     def _api(
         self,
         request: HttpRequest,
-        rest: str,
+        prefix: str,
         fingerprint: str,
         cookie: list[tuple[str, str]],
         default_action: str | None,
@@ -320,11 +337,18 @@ class WebServer:
         params: dict[str, Any] = dict(request.query) if request.query_string else {}
         if request.body:
             params.update(self._body_params(request))
-        name = rest.strip("/")
-        if name:
-            if "/" in name:
-                return self._error(404, UNKNOWN_ACTION, cookie)
-            params["action"] = name
+        segments = self._segments(request, prefix)
+        routed = self.routes.match(method, segments) if segments and self.routes else None
+        if routed is not None:
+            route, path_params = routed
+            params.update(path_params)
+            params["action"] = route.action
+            if route.api_version is not None and params.get("apiVersion") is None:
+                params["apiVersion"] = route.api_version
+        elif len(segments) == 1:
+            params["action"] = unquote(segments[0])
+        elif segments:
+            return self._error(404, UNKNOWN_ACTION, cookie)
         elif default_action is not None and not params.get("action"):
             params["action"] = default_action
 
@@ -337,7 +361,7 @@ class WebServer:
         if not action or not isinstance(action, str):
             try:
                 return self._action_response(
-                    conn, params, {"error": UNKNOWN_ACTION}, 404, params, started, cookie
+                    request, conn, params, {"error": UNKNOWN_ACTION}, 404, params, started, cookie, None
                 )
             finally:
                 api.connections.destroy(conn)
@@ -347,9 +371,9 @@ class WebServer:
             api.connections.destroy(conn)
             raise
         if inspect.isawaitable(result):
-            return self._await_action(result, conn, params, started, cookie)
+            return self._await_action(request, result, conn, params, started, cookie)
         try:
-            return self._result_response(conn, params, result, started, cookie)
+            return self._result_response(request, conn, params, result, started, cookie)
         finally:
             api.connections.destroy(conn)
 
@@ -389,10 +413,17 @@ class WebServer:
         return value
 
     def _result_response(
-        self, conn: Any, params: dict[str, Any], result: Any, started: int, cookie: list[tuple[str, str]]
+        self,
+        request: HttpRequest,
+        conn: Any,
+        params: dict[str, Any],
+        result: Any,
+        started: int,
+        cookie: list[tuple[str, str]],
     ) -> Response:
         received = getattr(result, "params", None)
         return self._action_response(
+            request,
             conn,
             params,
             result.response,
@@ -400,10 +431,12 @@ class WebServer:
             received if isinstance(received, dict) else params,
             started,
             cookie,
+            getattr(result, "http", None),
         )
 
     def _action_response(
         self,
+        request: HttpRequest,
         conn: Any,
         params: dict[str, Any],
         response: Any,
@@ -411,7 +444,13 @@ class WebServer:
         received: dict[str, Any],
         started: int,
         cookie: list[tuple[str, str]],
+        http: HttpReply | None,
     ) -> Response:
+        if http is not None and status < 400:
+            if http.file is not None:
+                return self._action_file(request, http, cookie)
+            if http.status is not None:
+                status = http.status
         body: dict[Any, Any] = dict(response) if response else {}
         if self.server_information:
             now = _now_ms()
@@ -432,20 +471,43 @@ class WebServer:
                 "remoteIP": conn.remote_ip,
                 "receivedParams": received,
             }
-        if not self.return_error_codes:
+        if not self.return_error_codes and status >= 400:
             status = 200
         try:
             data = _dumps(body, option=_OPT)
-        except TypeError:
-            log.exception("the response of action %r is not JSON-serialisable", params.get("action"))
-            return self._error(500, "the action's response could not be encoded as JSON", cookie)
+        except TypeError as e:
+            text = internal_error(log, f"encoding the response of action {params.get('action')!r} as JSON", e)
+            return self._error(500, text, cookie)
         headers = [*self.base_headers, ("Content-Type", JSON_TYPE)]
+        if http is not None:
+            headers += http.headers
         if cookie:
             headers += cookie
         return Response(status, headers, data)
 
+    def _action_file(self, request: HttpRequest, http: HttpReply, cookie: list[tuple[str, str]]) -> Response:
+        """``data.send_file(path)``: absolute, or relative to public/ (and then inside it)."""
+        path = http.file
+        assert path is not None
+        if os.path.isabs(path):
+            entry = _static.file_entry(path)
+        else:
+            entry = self.files.lookup(path)
+        if entry is None:
+            log.warning("send_file(%r): no such file", path)
+            return self._error(404, FILE_NOT_FOUND, cookie)
+        extra = list(http.headers)
+        if http.download_name is not None:
+            name = "".join(c if c.isprintable() and c not in '\\"' else "_" for c in http.download_name)
+            ascii_name = name.encode("latin-1", "replace").decode("latin-1")
+            extra.append(
+                ("Content-Disposition", f'attachment; filename="{ascii_name}"; filename*=UTF-8\'\'{quote(name)}')
+            )
+        return self._file_response(request, entry, cookie, extra, http.file_type, cache=False)
+
     def _await_action(
         self,
+        request: HttpRequest,
         awaitable: Awaitable[Any],
         conn: Any,
         params: dict[str, Any],
@@ -481,13 +543,14 @@ class WebServer:
                 if task.cancelled():
                     resp = self._error(503, "the request was cancelled", cookie)
                 elif task.exception() is not None:
-                    log.error("action %r failed", params.get("action"), exc_info=task.exception())
-                    resp = self._error(500, "internal server error", cookie)
+                    exc = task.exception()
+                    assert exc is not None
+                    resp = self._error(500, internal_error(log, f"action {params.get('action')!r}", exc), cookie)
                 else:
-                    resp = self._result_response(conn, params, task.result(), started, cookie)
-            except Exception:
-                log.exception("building the response of action %r failed", params.get("action"))
-                resp = self._error(500, "internal server error", cookie)
+                    resp = self._result_response(request, conn, params, task.result(), started, cookie)
+            except Exception as e:
+                text = internal_error(log, f"building the response of action {params.get('action')!r}", e)
+                resp = self._error(500, text, cookie)
             finally:
                 finish()
             if not outer.done():
@@ -504,37 +567,68 @@ class WebServer:
 
     # -- static files ------------------------------------------------------------------
 
-    def _static(
-        self, request: HttpRequest, rel: str, cookie: list[tuple[str, str]]
-    ) -> Response | Awaitable[Response]:
+    def _static(self, request: HttpRequest, rel: str, cookie: list[tuple[str, str]]) -> Response:
         method = request.method
         if method not in FILE_METHODS:
             return self._error(405, f"method {method} is not allowed here", cookie, [("Allow", FILE_ALLOW)])
         entry = self.files.lookup(rel)
         if entry is None:
             return self._error(404, FILE_NOT_FOUND, cookie)
-        validators = [
-            ("ETag", entry.etag),
-            ("Last-Modified", entry.last_modified),
-            ("Cache-Control", self.cache_control),
-        ]
+        return self._file_response(request, entry, cookie, [], None, cache=True)
+
+    def _file_response(
+        self,
+        request: HttpRequest,
+        entry: FileEntry,
+        cookie: list[tuple[str, str]],
+        extra: list[tuple[str, str]],
+        content_type: str | None,
+        *,
+        cache: bool,
+    ) -> Response:
+        """A file with its validators, 304 for a conditional request it satisfies, one byte
+        range (206, or 416) when asked for, streamed unless it is cached in memory."""
+        validators = [("ETag", entry.etag), ("Last-Modified", entry.last_modified)]
+        if cache:
+            validators.append(("Cache-Control", self.cache_control))
         if self._not_modified(request, entry):
-            return Response(304, [*self.base_headers, *validators, *cookie], b"")
-        headers = [*self.base_headers, ("Content-Type", entry.content_type), *validators, *cookie]
-        if entry.size > self.max_static_size:
-            log.warning(
-                "not serving %s: %d bytes is over the %d-byte cap",
-                entry.path,
-                entry.size,
-                self.max_static_size,
-            )
-            return self._error(500, "that file is too large to serve", cookie)
+            return Response(304, [*self.base_headers, *validators, *extra, *cookie], b"")
+        headers = [
+            *self.base_headers,
+            ("Content-Type", content_type or entry.content_type),
+            ("Accept-Ranges", "bytes"),
+            *validators,
+            *extra,
+            *cookie,
+        ]
+        size = entry.size
+        start, end, status = 0, size, 200
+        wanted = request.header("range")
+        if wanted is not None and request.method == "GET" and self._range_applies(request, entry):
+            span = _static.byte_range(wanted, size)
+            if span == (-1, -1):
+                headers.append(("Content-Range", f"bytes */{size}"))
+                return Response(416, headers, b"")
+            if span is not None:
+                start, end, status = span[0], span[1], 206
+                headers.append(("Content-Range", f"bytes {start}-{end - 1}/{size}"))
+        headers.append(("Content-Length", str(end - start)))
+        if request.method == "HEAD":
+            return Response(status, headers, b"")
         if entry.body is not None:
-            return Response(200, headers, entry.body)
-        if method == "HEAD":
-            headers.append(("Content-Length", str(entry.size)))
-            return Response(200, headers, b"")
-        return self._read_large(entry, headers, cookie)
+            return Response(status, headers, entry.body if status == 200 else entry.body[start:end])
+        return Response(status, headers, stream=_static.read_chunks(entry.path, start, end - start))
+
+    @staticmethod
+    def _range_applies(request: HttpRequest, entry: FileEntry) -> bool:
+        """``If-Range`` (RFC 9110 13.1.5): the range only if the validator still matches."""
+        if_range = request.header("if-range")
+        if if_range is None:
+            return True
+        if_range = if_range.strip()
+        if if_range.startswith('"') or if_range.startswith("W/"):
+            return if_range == entry.etag  # strong comparison
+        return if_range == entry.last_modified
 
     @staticmethod
     def _not_modified(request: HttpRequest, entry: FileEntry) -> bool:
@@ -546,18 +640,3 @@ class WebServer:
             ts = _http_date_ts(ims)
             return ts is not None and entry.mtime <= ts
         return False
-
-    async def _read_large(
-        self, entry: FileEntry, headers: list[tuple[str, str]], cookie: list[tuple[str, str]]
-    ) -> Response:
-        """A file above the cache cap, read in a worker thread (the loop keeps going)."""
-        loop = asyncio.get_running_loop()
-        try:
-            data = await loop.run_in_executor(None, entry.read, self.max_static_size)
-        except _static.FileTooLarge:
-            return self._error(500, "that file is too large to serve", cookie)
-        except OSError:
-            return self._error(404, FILE_NOT_FOUND, cookie)
-        if len(data) != entry.size:  # changed while we read: do not announce a stale ETag
-            headers = [h for h in headers if h[0] not in ("ETag", "Last-Modified")]
-        return Response(200, headers, data)

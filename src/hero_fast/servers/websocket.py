@@ -22,9 +22,10 @@ import orjson
 from hero_fast._core import encode_frame
 from hero_fast._transport import Connection as WsConnection
 from hero_fast._transport import HttpRequest, Reject, fanout
-from hero_fast.actions import ActionResult
+from hero_fast.actions import ActionError, ActionResult
 from hero_fast.chat import ChatError
 from hero_fast.config import resolve_callable
+from hero_fast.errors import internal_error
 from hero_fast.servers.static import FileTooLarge
 from hero_fast.servers.static import store as static_files
 
@@ -188,6 +189,7 @@ class WebSocketServer:
         self.sockets.discard(ws)
         conn = ws.user_data
         if conn is not None:
+            conn.close_code = code
             self.api.connections.destroy(conn)
 
     def on_message(self, ws: WsConnection, message: str | bytes) -> None:
@@ -226,12 +228,11 @@ class WebSocketServer:
             return
         try:
             result = verb(conn, data)
-        except (VerbError, ChatError) as e:
+        except (VerbError, ChatError, ActionError) as e:
             self.error(conn, mid, str(e), data)
             return
         except Exception as e:
-            log.exception("verb %s failed", data.get("event"))
-            self.error(conn, mid, str(e) or type(e).__name__, data)
+            self.error(conn, mid, internal_error(log, f"verb {data.get('event')!r}", e), data)
             return
         if type(result) is dict:  # the common, synchronous case: skip the awaitable probe
             self.respond(conn, mid, result)
@@ -241,12 +242,11 @@ class WebSocketServer:
     async def _finish(self, conn: Connection, mid: Any, data: dict[str, Any], pending: Any) -> None:
         try:
             result = await pending
-        except (VerbError, ChatError) as e:
+        except (VerbError, ChatError, ActionError) as e:
             self.error(conn, mid, str(e), data)
             return
         except Exception as e:
-            log.exception("verb %s failed", data.get("event"))
-            self.error(conn, mid, str(e) or type(e).__name__, data)
+            self.error(conn, mid, internal_error(log, f"verb {data.get('event')!r}", e), data)
             return
         if result is not None:
             self.respond(conn, mid, result)
