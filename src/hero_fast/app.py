@@ -285,8 +285,8 @@ class Api:
             for task in pending:
                 task.cancel()
         self.websocket.stop_heartbeat()
+        self.websocket.close_all(self.config["servers"]["websocket"]["destroyClientsOnShutdown"])
         if server is not None:
-            self.websocket.close_all(self.config["servers"]["websocket"]["destroyClientsOnShutdown"])
             await server.shutdown(timeout=server.options.close_timeout)
         for conn in list(self.connections.by_id.values()):
             self.connections.destroy(conn)

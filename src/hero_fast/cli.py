@@ -198,11 +198,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     api = Api(project, env=args.env, overrides=overrides)
     _setup_logging(api.config)
     api.load()  # the project's code: a mistake is one line and exit status 2, before anything runs
-    if not any((project / d).is_dir() for d in ("actions", "config", "public")):
+    folders = ("actions", "config", "public", "initializers", "middleware")
+    if not any((project / d).is_dir() for d in folders):
         logging.getLogger("hero_fast").warning(
-            "%s has no actions/, config/ or public/ folder: serving the built-in actions only "
-            "('hero-fast new DIR' creates a project)",
+            "%s has none of the folders %s: serving the built-in actions only ('hero-fast new DIR' creates a "
+            "project)",
             project,
+            ", ".join(f"{d}/" for d in folders),
         )
     from hero_fast.cluster import ClusterError
 

@@ -36,7 +36,7 @@ _KEYS = frozenset({"path", "action", "apiVersion", "matchTrailingPathParts"})
 
 
 class RoutesError(ValueError):
-    """The ``routes`` config is malformed; the message names the route (``routes.get[0]``)."""
+    """The ``routes`` config is malformed; the message names the route (``get[0]``)."""
 
 
 class Route:
@@ -123,10 +123,10 @@ class RouteTable:
             raise RoutesError(f"routes must be a dict of method to a list of routes, got {type(config).__name__}")
         for method, specs in config.items():
             if method not in VERBS:
-                raise RoutesError(f"routes: unknown method {method!r}; allowed: {', '.join(VERBS)}")
+                raise RoutesError(f"unknown method {method!r}; allowed: {', '.join(VERBS)}")
             if not isinstance(specs, (list, tuple)):
-                raise RoutesError(f"routes.{method} must be a list of routes")
-            compiled = [Route(method, spec, f"routes.{method}[{i}]") for i, spec in enumerate(specs)]
+                raise RoutesError(f"{method} must be a list of routes, not {type(specs).__name__}")
+            compiled = [Route(method, spec, f"{method}[{i}]") for i, spec in enumerate(specs)]
             by_method[method] = compiled
             self.routes.extend(compiled)
         every = by_method.get("all", [])

@@ -1,141 +1,410 @@
-"""Run actions in-process, without sockets (for your project's tests).
+"""Test a project in-process: its config, initializers, middleware, actions, routes and chat
+rooms, with WebSocket-like connections that keep everything they are sent.
 
 ::
 
-    from hero_fast.testing import make_test_api, run_action
+    # tests/test_chat.py  (pytest with pytest-asyncio, asyncio_mode = "auto")
+    from pathlib import Path
+    from hero_fast.testing import TestApi
 
-    async def test_add():
-        api = make_test_api(project_dir=Path("."))   # loads ./actions
-        response = await run_action(api, "add", {"a": "1", "b": 2})
-        assert response == {"sum": 3}
+    PROJECT = Path(__file__).parent.parent
+
+    async def test_say_reaches_the_room():
+        async with TestApi(PROJECT) as api:          # boots: initializers run, rooms exist
+            alice, bob = api.connect(), api.connect()
+            await alice.room_add("defaultRoom")
+            await bob.room_add("defaultRoom")
+            await alice.say("defaultRoom", "hello")
+            assert (await bob.next("user"))["message"] == "hello"
+            assert (await alice.action("echo", x=1))["x"] == 1
+        # initializers stopped here
+
+A :class:`TestConnection` goes through the same verbs, middleware and chat code as a real
+WebSocket; only framing and sockets are left out. ``await api.http("GET", "/api/users/7")``
+goes through the real HTTP server on a loopback port (opened on first use).
+
+For a quick unit test of one action without booting: :func:`make_test_api` (the project's
+code loaded, nothing run) and :func:`run_action`.
 """
 
 from __future__ import annotations
 
-import copy
-import inspect
+import asyncio
 import os
-import time
+import types
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from hero_fast.actions import ActionRegistry, ActionResult
+import orjson
 
-__all__ = ["TestApi", "make_test_api", "make_test_connection", "run_action", "run_action_result"]
+from hero_fast.actions import ActionResult
+from hero_fast.app import Api
+from hero_fast.connections import Connection
 
+__all__ = [
+    "HttpResult",
+    "TestApi",
+    "TestConnection",
+    "make_test_api",
+    "make_test_connection",
+    "run_action",
+    "run_action_result",
+]
 
-def _default_config() -> dict[str, Any]:
-    return {
-        "general": {
-            "serverName": "hero-fast-test",
-            "apiVersion": "0.0.1",
-            "simultaneousActions": 5,
-        }
-    }
+TIMEOUT = 5.0
 
-
-def _deep_merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    for key, value in overrides.items():
-        current = base.get(key)
-        if isinstance(value, Mapping) and isinstance(current, dict):
-            _deep_merge(current, value)
-        else:
-            base[key] = copy.deepcopy(value)
-    return base
+# no project folder: only the built-in actions (dotted keys, so a nested dict given by the
+# test merges with them instead of replacing them)
+_NO_PROJECT = {"general.paths.action": [], "general.paths.initializer": [], "general.paths.middleware": []}
 
 
-def _load_config(project_dir: Path | None, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Config from ``hero_fast.config.load_config`` (``(config, sources)`` or a
-    dict) when the module exists, else a minimal one; ``overrides`` applied."""
-    try:
-        from hero_fast.config import load_config
-    except ImportError:
-        return _deep_merge(_default_config(), overrides or {})
-    try:
-        accepted = set(inspect.signature(load_config).parameters)
-    except (TypeError, ValueError):
-        accepted = set()
-    kwargs: dict[str, Any] = {}
-    if "overrides" in accepted and overrides:
-        kwargs["overrides"] = dict(overrides)
-    loaded: Any = load_config(project_dir, **kwargs)
-    if isinstance(loaded, tuple):
-        loaded = loaded[0]
-    config: dict[str, Any] = dict(loaded)
-    if overrides and "overrides" not in kwargs:
-        _deep_merge(config, overrides)
-    return config
+def _payload(frame: bytes) -> tuple[int, bytes]:
+    """The opcode and payload of one unmasked, unfragmented server frame."""
+    opcode = frame[0] & 0x0F
+    n = frame[1] & 0x7F
+    offset = 2
+    if n == 126:
+        offset = 4
+    elif n == 127:
+        offset = 10
+    return opcode, frame[offset:]
+
+
+class _TestSocket:
+    """What the WebSocket layer needs of an engine connection, in memory."""
+
+    def __init__(self, on_close: Any, remote_ip: str, remote_port: int, request: Any = None) -> None:
+        self.id = os.urandom(16).hex()
+        self.user_data: Any = None
+        self.request = request
+        self.peer = (remote_ip, remote_port)
+        self.open = True
+        self.close_code: int | None = None
+        self.messages: list[Any] = []
+        self.arrived = asyncio.Event()
+        self._on_close = on_close
+
+    def send_frame(self, frame: bytes) -> bool:
+        if not self.open:
+            return False
+        opcode, payload = _payload(frame)
+        self.messages.append(orjson.loads(payload) if opcode == 1 else payload)
+        self.arrived.set()
+        return True
+
+    def send(self, data: Any) -> bool:
+        if not self.open:
+            return False
+        self.messages.append(orjson.loads(data) if isinstance(data, str) else data)
+        self.arrived.set()
+        return True
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        if self.open:
+            self.open = False
+            self.close_code = code
+            self._on_close(self, code, reason)
+
+
+class TestConnection:
+    """A client connected in-process: send verbs as a WebSocket client would and read what
+    the server sent (``messages``: every JSON message in order, welcome included)."""
+
+    __test__ = False
+
+    def __init__(self, api: Api, remote_ip: str = "127.0.0.1", remote_port: int = 0) -> None:
+        self._api = api
+        self._socket = _TestSocket(api.websocket.on_close, remote_ip, remote_port)
+        self._next_id = 0
+        self._read = 0  # how far next() has read
+        api.websocket.on_connect(self._socket)  # type: ignore[arg-type]
+
+    @property
+    def connection(self) -> Connection:
+        """The server-side connection (``session``, ``rooms``, ``id``, ...)."""
+        conn: Connection = self._socket.user_data
+        return conn
+
+    @property
+    def id(self) -> str:
+        return self.connection.id
+
+    @property
+    def messages(self) -> list[Any]:
+        return self._socket.messages
+
+    @property
+    def open(self) -> bool:
+        return self._socket.open
+
+    @property
+    def close_code(self) -> int | None:
+        return self._socket.close_code
+
+    def received(self, context: str | None = None) -> list[Any]:
+        """Every message received so far, or those with this ``context`` (``response``,
+        ``user`` for chat, ``alert``, ``api``, ...)."""
+        if context is None:
+            return list(self.messages)
+        return [m for m in self.messages if isinstance(m, dict) and m.get("context") == context]
+
+    async def next(self, context: str | None = None, timeout: float = TIMEOUT) -> Any:
+        """The next message not yet returned by ``next`` (with this ``context``), waiting up
+        to ``timeout`` s for it."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            while self._read < len(self.messages):
+                m = self.messages[self._read]
+                self._read += 1
+                if context is None or (isinstance(m, dict) and m.get("context") == context):
+                    return m
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError(f"no {context or 'new'} message within {timeout} s")
+            self._socket.arrived.clear()
+            try:
+                await asyncio.wait_for(self._socket.arrived.wait(), remaining)
+            except asyncio.TimeoutError:
+                pass
+
+    def send(self, message: Any) -> None:
+        """Send any JSON value (or a str as is) as a text message, without waiting."""
+        text = message if isinstance(message, str) else orjson.dumps(message).decode()
+        self._api.websocket.on_message(self._socket, text)  # type: ignore[arg-type]
+
+    async def request(self, event: str, timeout: float = TIMEOUT, **fields: Any) -> dict[str, Any]:
+        """Send verb ``event`` with ``fields`` and return its response."""
+        self._next_id += 1
+        mid = f"test-{self._next_id}"
+        self.send({"event": event, **fields, "messageId": mid})
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            for m in self.messages:
+                if isinstance(m, dict) and m.get("context") == "response" and m.get("messageId") == mid:
+                    return m
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError(f"no response to {event!r} within {timeout} s")
+            self._socket.arrived.clear()
+            try:
+                await asyncio.wait_for(self._socket.arrived.wait(), remaining)
+            except asyncio.TimeoutError:
+                pass
+
+    async def action(self, name: str, params: Mapping[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
+        """Run action ``name`` as this connection; the response (``error`` on failure)."""
+        return await self.request("action", params={**(params or {}), **kwargs, "action": name})
+
+    async def room_add(self, room: str) -> dict[str, Any]:
+        return await self.request("roomAdd", room=room)
+
+    async def room_leave(self, room: str) -> dict[str, Any]:
+        return await self.request("roomLeave", room=room)
+
+    async def room_view(self, room: str) -> dict[str, Any]:
+        return await self.request("roomView", room=room)
+
+    async def say(self, room: str, message: Any) -> dict[str, Any]:
+        return await self.request("say", room=room, message=message)
+
+    async def details(self) -> dict[str, Any]:
+        return await self.request("detailsView")
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Disconnect (the server runs its destroy middleware and leaves the rooms)."""
+        self._socket.close(code, reason)
+
+
+class HttpResult:
+    """An HTTP response: ``status``, ``headers`` (lower-case names, in order), ``body``."""
+
+    def __init__(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def header(self, name: str) -> str | None:
+        name = name.lower()
+        return next((v for k, v in self.headers if k == name), None)
+
+    def json(self) -> Any:
+        return orjson.loads(self.body)
+
+    def __repr__(self) -> str:
+        return f"<HttpResult {self.status} {self.body[:60]!r}>"
 
 
 class TestApi:
-    """The smallest api-like object actions need: ``config`` (nested dict),
-    ``project_dir``, ``actions`` (an :class:`ActionRegistry` with the
-    built-ins, plus the project's ``actions/`` folder when there is one),
-    ``boot_time`` (epoch ms)."""
+    """A project booted in-process (``async with TestApi(project) as api``): its config (env
+    ``test`` unless given), initializers (``initialize`` and ``start`` on enter, ``stop`` on
+    exit), middleware, actions, routes and starting chat rooms. ``config`` overrides options
+    (a nested dict or dotted keys). Without a project folder only the built-in actions exist.
 
-    __test__ = False  # not a pytest test class
+    Everything of the real :class:`~hero_fast.app.Api` is at ``api.api``; the usual parts
+    are also here: ``config``, ``state``, ``actions``, ``connections``, ``chat_room``."""
 
-    def __init__(self, config: dict[str, Any], project_dir: Path) -> None:
-        self.config = config
-        self.project_dir = project_dir
-        self.boot_time = time.time() * 1000
-        self.actions = ActionRegistry(self)
-        self.actions.load_builtins()
+    __test__ = False
 
-    def __repr__(self) -> str:
-        return f"<TestApi {self.project_dir}>"
+    def __init__(
+        self,
+        project_dir: str | Path | None = None,
+        *,
+        config: Mapping[str, Any] | None = None,
+        env: str = "test",
+    ) -> None:
+        overrides: dict[str, Any] = {"logging.accessLog": False}
+        if project_dir is None:
+            overrides.update(_NO_PROJECT)
+        overrides.update(config or {})
+        self.api = Api(project_dir, env=env, overrides=overrides)
+        self._http: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    # the parts tests use most
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.api.config
+
+    @property
+    def state(self) -> types.SimpleNamespace:
+        return self.api.state
+
+    @property
+    def actions(self) -> Any:
+        return self.api.actions
+
+    @property
+    def connections(self) -> Any:
+        return self.api.connections
+
+    @property
+    def chat_room(self) -> Any:
+        return self.api.chat_room
+
+    async def start(self) -> TestApi:
+        await self.api.start(listen=False)
+        return self
+
+    async def stop(self) -> None:
+        if self._http is not None:
+            self._http[1].close()
+            self._http = None
+        await self.api.stop()
+
+    async def __aenter__(self) -> TestApi:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def connect(self, remote_ip: str = "127.0.0.1", remote_port: int = 0) -> TestConnection:
+        """A new in-process WebSocket client (its welcome message is already received)."""
+        return TestConnection(self.api, remote_ip, remote_port)
+
+    async def run_action(
+        self, name: str, params: Mapping[str, Any] | None = None, *, connection: Any = None
+    ) -> dict[str, Any]:
+        """Run an action once, as a fresh ``testing`` connection (or ``connection``, a
+        :class:`TestConnection` or a server-side Connection); the response dict."""
+        if isinstance(connection, TestConnection):
+            connection = connection.connection
+        return await run_action(self.api, name, params, connection)
+
+    async def http(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        body: bytes = b"",
+        headers: Mapping[str, str] | None = None,
+        timeout: float = TIMEOUT,
+    ) -> HttpResult:
+        """One HTTP request through the real web server (a loopback port, opened on first
+        use; one keep-alive connection)."""
+        if self.api.server is None:
+            await self.api.listen("127.0.0.1", 0)
+        if self._http is None:
+            self._http = await asyncio.open_connection("127.0.0.1", self.api.port)
+        reader, writer = self._http
+        head = {"host": "127.0.0.1", **{k.lower(): v for k, v in (headers or {}).items()}}
+        if json is not None:
+            body = orjson.dumps(json)
+            head.setdefault("content-type", "application/json")
+        if body:
+            head["content-length"] = str(len(body))
+        lines = [f"{method} {path} HTTP/1.1", *(f"{k}: {v}" for k, v in head.items())]
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        return await asyncio.wait_for(self._read_response(reader, method), timeout)
+
+    @staticmethod
+    async def _read_response(reader: asyncio.StreamReader, method: str) -> HttpResult:
+        status_line = (await reader.readuntil(b"\r\n")).decode("latin-1")
+        status = int(status_line.split(" ", 2)[1])
+        headers: list[tuple[str, str]] = []
+        while True:
+            line = (await reader.readuntil(b"\r\n")).decode("latin-1").rstrip("\r\n")
+            if not line:
+                break
+            name, _, value = line.partition(":")
+            headers.append((name.strip().lower(), value.strip()))
+        length = next((int(v) for k, v in headers if k == "content-length"), None)
+        if method == "HEAD" or status in (204, 304):
+            data = b""
+        elif length is not None:
+            data = await reader.readexactly(length)
+        else:
+            data = await reader.read()
+        return HttpResult(status, headers, data)
 
 
-def make_test_api(project_dir: Path | str | None = None, config_overrides: Mapping[str, Any] | None = None) -> TestApi:
-    """A minimal api for running actions in-process. Config comes from
-    ``hero_fast.config.load_config`` when that module exists (else a minimal
-    one: ``general.simultaneousActions=5``, ``general.apiVersion="0.0.1"``),
-    with ``config_overrides`` deep-merged on top. With a ``project_dir``, the
-    actions in its action folders (``general.paths.action``, default
-    ``actions/``) are loaded."""
-    pdir = Path(project_dir) if project_dir is not None else Path.cwd()
-    config = _load_config(Path(project_dir) if project_dir is not None else None, config_overrides)
-    general = config.setdefault("general", {})
-    general.setdefault("simultaneousActions", 5)
-    general.setdefault("apiVersion", "0.0.1")
-    api = TestApi(config, pdir)
-    if project_dir is not None:
-        paths = general.get("paths")
-        folders = paths.get("action") if isinstance(paths, dict) else None
-        for folder in folders if isinstance(folders, list) else ["actions"]:
-            if (pdir / folder).is_dir():
-                api.actions.load_folder(pdir / folder)
+# -- without booting -----------------------------------------------------------------------
+
+
+def make_test_api(project_dir: Path | str | None = None, config_overrides: Mapping[str, Any] | None = None) -> Api:
+    """An :class:`~hero_fast.app.Api` with the project's code loaded (actions, middleware,
+    routes; without ``project_dir``, the built-in actions only) and nothing run: no
+    initializers, no rooms. Enough for :func:`run_action`; use :class:`TestApi` for the rest."""
+    overrides: dict[str, Any] = dict(_NO_PROJECT) if project_dir is None else {}
+    overrides.update(config_overrides or {})
+    api = Api(project_dir, overrides=overrides)
+    api.load()
     return api
 
 
-def make_test_connection(api: Any, id: str | None = None) -> Any:
-    """A ``"testing"`` :class:`hero_fast.connections.Connection` (no socket)."""
-    from hero_fast.connections import Connection
-
-    return Connection(api, "testing", id or os.urandom(16).hex(), "testServer", 0)
+def make_test_connection(api: Api, id: str | None = None) -> Connection:
+    """A ``"testing"`` connection registered with ``api`` (so pushes to its id reach it);
+    what it is sent is kept in ``connection.ws.messages``."""
+    socket = _TestSocket(lambda *args: None, "testServer", 0)
+    return api.connections.create("testing", "testServer", 0, ws=socket, id=id)  # type: ignore[arg-type]
 
 
 async def run_action_result(
-    api: Any, name: str, params: Mapping[str, Any] | None = None, connection: Any = None
+    api: Api, name: str, params: Mapping[str, Any] | None = None, connection: Any = None
 ) -> ActionResult:
     """Like :func:`run_action` but returns the whole :class:`ActionResult`
     (status, duration, params after input processing)."""
     conn = connection if connection is not None else make_test_connection(api)
     request = dict(params) if params else {}
     request["action"] = name
-    result = api.actions.process(conn, request)
-    if not isinstance(result, ActionResult):
-        result = await result
+    try:
+        result = api.actions.process(conn, request)
+        if not isinstance(result, ActionResult):
+            result = await result
+    finally:
+        if connection is None:
+            api.connections.destroy(conn)
     assert isinstance(result, ActionResult)
     return result
 
 
 async def run_action(
-    api: Any, name: str, params: Mapping[str, Any] | None = None, connection: Any = None
+    api: Api, name: str, params: Mapping[str, Any] | None = None, connection: Any = None
 ) -> dict[str, Any]:
-    """Run action ``name`` with ``params`` as a client would (inputs,
-    middleware, limits) and return the response dict (``error`` on failure).
-    A fresh ``"testing"`` connection is made when none is given."""
+    """Run action ``name`` with ``params`` as a client would (inputs, middleware, limits)
+    and return the response dict (``error`` on failure). A fresh ``"testing"`` connection
+    is made when none is given."""
     result = await run_action_result(api, name, params, connection)
     return result.response

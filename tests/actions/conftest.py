@@ -4,19 +4,20 @@ from typing import Any
 
 import pytest
 
-from hero_fast.testing import TestApi, make_test_api, make_test_connection
+from hero_fast.app import Api
+from hero_fast.testing import make_test_api, make_test_connection
 
 
 @pytest.fixture
-def api() -> TestApi:
+def api() -> Api:
     return make_test_api()
 
 
 @pytest.fixture
-def registry(api: TestApi) -> Any:
+def registry(api: Api) -> Any:
     return api.actions
 
 
 @pytest.fixture
-def conn(api: TestApi) -> Any:
+def conn(api: Api) -> Any:
     return make_test_connection(api, "conn-1")

@@ -322,7 +322,7 @@ def test_status_action(registry: ActionRegistry, conn: Any, api: Any) -> None:
     assert resp["actionheroVersion"] == hero_fast.__version__
     assert isinstance(resp["uptime"], int) and resp["uptime"] >= 0
     assert isinstance(resp["id"], str) and resp["id"]
-    assert "connections" not in resp  # the test api has no connections registry
+    assert resp["connections"] == 1  # the testing connection itself
 
 
 def test_status_reports_connections_when_the_api_has_them(conn: Any) -> None:

@@ -94,20 +94,6 @@ async def test_make_test_api_loads_the_project_actions(tmp_path: Path) -> None:
     assert await run_action(api, "ping") == {"pong": True}
 
 
-async def test_works_without_the_config_module(monkeypatch: Any) -> None:
-    import sys
-
-    monkeypatch.setitem(sys.modules, "hero_fast.config", None)  # import raises ImportError
-    api = make_test_api(config_overrides={"general": {"simultaneousActions": 3}})
-    assert api.config["general"] == {
-        "serverName": "hero-fast-test",
-        "apiVersion": "0.0.1",
-        "simultaneousActions": 3,
-    }
-    api.actions.register(Greet)
-    assert await run_action(api, "greet", {"who": "a"}) == {"greeting": "hello a", "conn": "testing"}
-
-
 async def test_make_test_api_uses_the_configured_action_folders(tmp_path: Path) -> None:
     (tmp_path / "acts").mkdir()
     (tmp_path / "acts" / "p.py").write_text(

@@ -29,13 +29,16 @@ __all__ = [
 
 
 class Check:
-    """``check(value)`` returns None when ``value`` is acceptable, else what was expected."""
+    """``check(value)`` returns None when ``value`` is acceptable, else what was expected.
+    ``explains``: its messages say what is wrong in the value itself (e.g. which route), so
+    the whole value is not repeated after them."""
 
-    __slots__ = ("fn", "text")
+    __slots__ = ("explains", "fn", "text")
 
-    def __init__(self, fn: Callable[[Any], bool | str], text: str) -> None:
+    def __init__(self, fn: Callable[[Any], bool | str], text: str, explains: bool = False) -> None:
         self.fn = fn
         self.text = text
+        self.explains = explains
 
     def __call__(self, value: Any) -> str | None:
         ok = self.fn(value)

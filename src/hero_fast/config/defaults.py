@@ -68,7 +68,7 @@ SPEC: dict[str, Any] = {
         with optional ``apiVersion`` and ``matchTrailingPathParts``, matched under the actions
         prefix (``/api/users/7``); path params merge into the params. ``/api/<action>`` works
         for every action regardless. Usually set in ``config/routes.py``. A map.""",
-        c.Check(check_routes, "a dict of HTTP method to a list of routes"),
+        c.Check(check_routes, "a dict of HTTP method to a list of routes", explains=True),
     ),
     "cluster": {
         "prefix": O(

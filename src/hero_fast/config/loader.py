@@ -523,7 +523,8 @@ def validate(config: Mapping[str, Any], sources: Mapping[str, str] | None = None
                 continue
             error = sub.check(value)
             if error is not None:
-                problems.append(f"{dotted} {error}, got {_describe(value)}{origin(dotted)}")
+                got = "" if sub.check.explains else f", got {_describe(value)}"
+                problems.append(f"{dotted} {error}{got}{origin(dotted)}")
 
     visit(config, SPEC, ())
 
@@ -546,6 +547,8 @@ def validate(config: Mapping[str, Any], sources: Mapping[str, str] | None = None
                 f"{web['urlPathForActions']!r}" + origin("servers.web.urlPathForActions")
             )
 
+    if len(problems) == 1:
+        raise ConfigError(f"invalid configuration: {problems[0]}")
     if problems:
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
 
