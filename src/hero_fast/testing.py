@@ -56,7 +56,11 @@ TIMEOUT = 5.0
 
 # no project folder: only the built-in actions (dotted keys, so a nested dict given by the
 # test merges with them instead of replacing them)
-_NO_PROJECT = {"general.paths.action": [], "general.paths.initializer": [], "general.paths.middleware": []}
+_NO_PROJECT: dict[str, Any] = {
+    "general.paths.action": [],
+    "general.paths.initializer": [],
+    "general.paths.middleware": [],
+}
 
 
 def _payload(frame: bytes) -> tuple[int, bytes]:
