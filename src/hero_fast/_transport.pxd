@@ -151,6 +151,7 @@ cdef class Server:
     cdef readonly dict ip_counts
     cdef readonly Py_ssize_t accepted
     cdef bint flush_scheduled
+    cdef readonly bint shutting_down  # shutdown() began: HTTP responses close their connection
     cdef readonly object timer     # the one housekeeping TimerHandle (re-armed every tick)
     cdef object h_upgrade, h_connect, h_message, h_close, h_http, h_pause, h_resume
     cdef double clock(self) except? -1

@@ -606,7 +606,8 @@ cdef class Connection(Sink):
         # After a protocol switch we do not speak (e.g. h2c) no HTTP request can
         # follow. The switching request is the last one parsed: requests queued
         # before it (pipelined ahead of a WebSocket upgrade) keep the connection.
-        cdef bint close = not req.keep_alive or (self.http.upgrade_seen and not self.http.queue)
+        cdef bint close = not req.keep_alive or (self.http.upgrade_seen and not self.http.queue) \
+            or self.server.shutting_down
         cdef bint head_only = req.method == "HEAD" or resp.status in (204, 304)
         if resp.stream is not None and (head_only or not _has_length(resp.headers)):
             if head_only:
@@ -1239,12 +1240,16 @@ cdef class Server:
             self.aio_server.close()
 
     async def shutdown(self, int code=1001, str reason="going away", double timeout=5.0):
-        """Stop accepting, close every WebSocket with ``code`` and wait (bounded)."""
+        """Stop accepting, close every WebSocket with ``code`` and wait (bounded). An HTTP
+        request being answered gets its response first (with ``Connection: close``)."""
         cdef Connection c
         self.close()
+        self.shutting_down = True
         for c in list(self.connections):
             if c.phase == PHASE_WS:
                 c.close(code, reason)
+            elif c.phase == PHASE_HTTP and c.http is not None and c.http.busy:
+                pass  # closes after its response (shutting_down)
             elif c.phase != PHASE_DONE:
                 c._close_transport()
         deadline = self.loop.time() + timeout

@@ -178,7 +178,7 @@ class TestConnection:
         text = message if isinstance(message, str) else orjson.dumps(message).decode()
         self._api.websocket.on_message(self._socket, text)  # type: ignore[arg-type]
 
-    async def request(self, event: str, timeout: float = TIMEOUT, **fields: Any) -> dict[str, Any]:
+    async def request(self, event: str, /, *, timeout: float = TIMEOUT, **fields: Any) -> dict[str, Any]:
         """Send verb ``event`` with ``fields`` and return its response."""
         self._next_id += 1
         mid = f"test-{self._next_id}"
@@ -198,8 +198,9 @@ class TestConnection:
             except asyncio.TimeoutError:
                 pass
 
-    async def action(self, name: str, params: Mapping[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
-        """Run action ``name`` as this connection; the response (``error`` on failure)."""
+    async def action(self, name: str, params: Mapping[str, Any] | None = None, /, **kwargs: Any) -> dict[str, Any]:
+        """Run action ``name`` with ``params`` and/or keyword params as this connection; the
+        response (``error`` on failure)."""
         return await self.request("action", params={**(params or {}), **kwargs, "action": name})
 
     async def room_add(self, room: str) -> dict[str, Any]:
@@ -292,10 +293,10 @@ class TestApi:
         return self
 
     async def stop(self) -> None:
+        await self.api.stop()
         if self._http is not None:
             self._http[1].close()
             self._http = None
-        await self.api.stop()
 
     async def __aenter__(self) -> TestApi:
         return await self.start()

@@ -7,6 +7,8 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from hero_fast.actions import Action, ActionRegistry, Input
 from hero_fast.connections import Connection
 from hero_fast.testing import make_test_api, make_test_connection, run_action, run_action_result
@@ -105,3 +107,32 @@ async def test_make_test_api_uses_the_configured_action_folders(tmp_path: Path) 
     )
     api = make_test_api(project_dir=tmp_path, config_overrides={"general": {"paths": {"action": ["acts"]}}})
     assert await run_action(api, "p") == {"p": 1}
+
+
+async def test_test_connections_keep_what_they_are_sent() -> None:
+    api = make_test_api()
+    conn = make_test_connection(api, "c-1")
+    assert await api.connections.send("c-1", {"context": "alert", "n": 1})
+    assert conn.ws.messages == [{"context": "alert", "n": 1}]  # type: ignore[union-attr]
+
+
+async def test_test_api_has_rooms_chat_and_verbs() -> None:
+    from hero_fast.testing import TestApi
+
+    async with TestApi() as t:
+        alice, bob = t.connect(), t.connect()
+        assert alice.messages[0] == {"welcome": "Hello! Welcome to the actionhero api", "context": "api"}
+        assert (await alice.room_add("defaultRoom")) == {"status": "OK", "data": True, "context": "response",
+                                                         "messageId": "test-1"}
+        await bob.room_add("defaultRoom")
+        assert (await alice.say("defaultRoom", {"text": "hi"}))["status"] == "OK"
+        chat = await bob.next("user")
+        assert (chat["message"], chat["from"], chat["room"]) == ({"text": "hi"}, alice.id, "defaultRoom")
+        view = (await bob.room_view("defaultRoom"))["data"]
+        assert view["membersCount"] == 2
+        assert (await alice.details())["data"]["rooms"] == ["defaultRoom"]
+        assert (await t.run_action("status", connection=alice))["connections"] == 2
+        bob.close()
+        assert (await alice.room_view("defaultRoom"))["data"]["membersCount"] == 1
+        with pytest.raises(TimeoutError):
+            await alice.next("alert", timeout=0.05)
