@@ -9,24 +9,18 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import re
 import shlex
 import sys
 import warnings
 from collections.abc import Mapping, Sequence
-from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from importlib.abc import Traversable
+from hero_fast.generate import KINDS, MIDDLEWARE_KINDS, GenerateError, generate, scaffold
 
 __all__ = ["main", "scaffold"]
 
 PROG = "hero-fast"
-_TEMPLATE_SUFFIX = ".tmpl"
-_RENAMES = {"gitignore": ".gitignore"}
-_NAME_TOKEN = "__PROJECT_NAME__"
 
 
 _default_showwarning = warnings.showwarning
@@ -46,59 +40,7 @@ def _version() -> str:
     return __version__
 
 
-# -- new --------------------------------------------------------------------------------------
-
-
-def _templates() -> Traversable:
-    return resources.files("hero_fast").joinpath("scaffold")
-
-
-def _walk_templates(
-    node: Traversable, rel: tuple[str, ...] = ()
-) -> list[tuple[tuple[str, ...], Traversable]]:
-    out = []
-    for child in sorted(node.iterdir(), key=lambda c: c.name):
-        if child.name == "__pycache__" or child.name.startswith("."):
-            continue
-        if child.is_dir():
-            out.extend(_walk_templates(child, (*rel, child.name)))
-        else:
-            name = child.name
-            if name.endswith(_TEMPLATE_SUFFIX):
-                name = name[: -len(_TEMPLATE_SUFFIX)]
-            out.append(((*rel, _RENAMES.get(name, name)), child))
-    return out
-
-
-def _safe_name(name: str) -> str:
-    """The project name as it may appear inside Python strings and HTML."""
-    return re.sub(r"[^\w .-]", "-", name).strip() or "hero-fast-app"
-
-
-def scaffold(target: Path) -> list[Path]:
-    """Write a new project into ``target`` (created; must not exist or be empty).
-
-    Returns the files written. Raises `CliError` when ``target`` is not empty.
-    """
-    if target.exists():
-        if not target.is_dir():
-            raise CliError(f"{target} exists and is not a folder")
-        if any(target.iterdir()):
-            raise CliError(f"{target} is not empty; 'hero-fast new' only writes into a new or empty folder")
-    templates = _walk_templates(_templates())
-    if not templates:
-        raise CliError("the project templates are missing from this hero-fast installation", 1)
-    name = _safe_name(target.resolve().name)
-    written = []
-    target.mkdir(parents=True, exist_ok=True)
-    for rel, source in templates:
-        dest = target.joinpath(*rel)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_text(source.read_text(encoding="utf-8").replace(_NAME_TOKEN, name), encoding="utf-8")
-        written.append(dest)
-    for folder in ("actions", "config", "public"):  # present even if a template set had none
-        target.joinpath(folder).mkdir(exist_ok=True)
-    return written
+# -- new and generate ------------------------------------------------------------------------
 
 
 def _cmd_new(args: argparse.Namespace) -> int:
@@ -109,7 +51,15 @@ def _cmd_new(args: argparse.Namespace) -> int:
         print(f"  {path.relative_to(target).as_posix()}")
     steps = [] if target.resolve() == Path.cwd().resolve() else [f"cd {shlex.quote(args.dir)}"]
     steps.append("hero-fast serve      # then open http://127.0.0.1:8080/")
+    steps.append("python -m pytest     # the project's tests (needs pytest and pytest-asyncio)")
     print("\nNext:\n" + "\n".join("  " + step for step in steps))
+    return 0
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    project = _project(args)
+    for path in generate(args.kind, args.name, project, args.middleware_kind):
+        print(f"wrote {path.relative_to(project).as_posix()}")
     return 0
 
 
@@ -326,6 +276,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", metavar="DIR")
     p.set_defaults(func=_cmd_new)
 
+    p = sub.add_parser(
+        "generate",
+        help="write a new action, initializer or middleware, and a test of it, into the project",
+        description="Write KIND NAME into the project's folder for it and tests/test_<kind>_<name>.py "
+        "(a passing test to grow from). Existing files are never overwritten.",
+    )
+    p.add_argument("kind", choices=KINDS, metavar="KIND", help=f"one of {', '.join(KINDS)}")
+    p.add_argument("name", metavar="NAME", help="e.g. createUser (an action's name as clients call it)")
+    p.add_argument("--project", metavar="DIR", help="the project folder (default: the current folder)")
+    p.add_argument(
+        "--middleware-kind",
+        default="action",
+        choices=MIDDLEWARE_KINDS,
+        help="for middleware: action (default), connection or chat",
+    )
+    p.set_defaults(func=_cmd_generate)
+
     p = sub.add_parser("actions", help="list a project's actions")
     p.add_argument("--project", metavar="DIR", help="the project folder (default: the current folder)")
     p.add_argument("--env", help="environment (default: HERO_FAST_ENV or development)")
@@ -358,7 +325,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"{PROG}: configuration error: {exc}", file=sys.stderr)
         return 2
-    except ProjectError as exc:
+    except (ProjectError, GenerateError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
 

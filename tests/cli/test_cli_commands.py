@@ -22,6 +22,8 @@ EXPECTED_FILES = {
     "actions/echo.py",
     "config/api.py",
     "public/index.html",
+    "pytest.ini",
+    "tests/test_actions.py",
 }
 
 

@@ -334,14 +334,16 @@ def _warn_sections(modules: list[tuple[Any, str]], env_name: str, env_origin: st
                     stacklevel=3,
                 )
             envs.add(name)
-    if envs and env_name not in envs and env_origin != "default":
-        hint = _suggest(env_name, envs)
-        warnings.warn(
-            f"no config module has a section for environment {env_name!r} (from {env_origin}){hint}; "
-            f"sections found: {', '.join(sorted(envs))}",
-            ConfigWarning,
-            stacklevel=3,
-        )
+    if env_name not in envs and env_name not in _KNOWN_ENVS:
+        # an environment without a section of its own is fine, unless its name looks like a typo
+        close = difflib.get_close_matches(env_name, [*envs, *_KNOWN_ENVS], 1, 0.75)
+        if close:
+            warnings.warn(
+                f"no config module has a section for environment {env_name!r} (from {env_origin}) (did you "
+                f"mean {close[0]!r}?); sections found: {', '.join(sorted(envs)) or 'none'}",
+                ConfigWarning,
+                stacklevel=3,
+            )
 
 
 def _parse_port(name: str, raw: str) -> int:
