@@ -31,7 +31,7 @@ from typing import Any
 
 from hero_fast._transport import Server, serve
 from hero_fast.actions import ActionRegistry
-from hero_fast.chat import ChatRooms
+from hero_fast.chat import ChatError, ChatRooms
 from hero_fast.client_js import write_client
 from hero_fast.cluster import create_backend
 from hero_fast.config import ConfigError, engine_options, load_config
@@ -42,6 +42,7 @@ from hero_fast.metrics import setup_metrics
 from hero_fast.middleware import ActionMiddleware, ChatMiddleware, ConnectionMiddleware
 from hero_fast.project import ProjectError, find_middleware, load_initializers
 from hero_fast.project.imports import where
+from hero_fast.recovery import Recovery
 from hero_fast.routes import RouteTable
 from hero_fast.servers.web import WebServer
 from hero_fast.servers.websocket import WebSocketServer
@@ -102,6 +103,7 @@ class Api:
         self.initializers = Initializers(self.project_dir)
         self.connections = Connections(self)
         self.cluster = create_backend(self)  # memory (default) or Redis (redis_url): hero_fast.cluster
+        self.recovery = Recovery(self)  # connection state recovery (recovery.maxDisconnectionDuration)
         self.chat_room = ChatRooms(self)
         self.actions = ActionRegistry(self)
         self.routes = RouteTable(config["routes"])
@@ -204,9 +206,9 @@ class Api:
             write_client(self)  # public/<clientJsPath>/<clientJsName>.js, .min.js, .d.ts: every boot
             await self.cluster.start()
             cluster_started = True
-            for room in self.config["general"]["startingChatRooms"]:
+            for room, options in self.config["general"]["startingChatRooms"].items():
                 if not self.chat_room.exists(room):
-                    self.chat_room.add(room)
+                    self._add_starting_room(room, options)
             await self.initializers.start(self)
             if listen:
                 await self.listen(host, port, reuse_port=reuse_port)
@@ -217,6 +219,17 @@ class Api:
             raise
         self._running = True
         self.started_at = time.time()
+
+    def _add_starting_room(self, room: str, options: dict[str, Any]) -> None:
+        unknown = sorted(set(options) - {"history"})
+        if unknown:
+            raise ConfigError(
+                f"general.startingChatRooms: room {room!r}: unknown option(s) {', '.join(unknown)}; allowed: history"
+            )
+        try:
+            self.chat_room.add(room, options.get("history"))
+        except ChatError as exc:
+            raise ConfigError(f"general.startingChatRooms: {exc}") from None
 
     async def listen(self, host: str | None = None, port: int | None = None, *, reuse_port: bool = False) -> None:
         """Open the listening socket and start the heartbeat (part of :meth:`start`)."""

@@ -75,6 +75,18 @@ def _payload(frame: bytes) -> tuple[int, bytes]:
     return opcode, frame[offset:]
 
 
+class _TestRequest:
+    """The upgrade request of an in-process connection: just its fingerprint cookie."""
+
+    def __init__(self, cookie_key: str, fingerprint: str) -> None:
+        self.cookies = {cookie_key: fingerprint}
+        self.query: dict[str, str] = {}
+        self.target = self.path = "/primus"
+
+    def header(self, name: str, default: Any = None) -> Any:
+        return default
+
+
 class _TestSocket:
     """What the WebSocket layer needs of an engine connection, in memory."""
 
@@ -113,16 +125,52 @@ class _TestSocket:
 
 class TestConnection:
     """A client connected in-process: send verbs as a WebSocket client would and read what
-    the server sent (``messages``: every JSON message in order, welcome included)."""
+    the server sent (``messages``: every JSON message in order, welcome included).
+
+    Like the real clients it keeps what a reconnect needs: its recovery ``token``, the last
+    ``offsets`` per room (rooms with history) and the last ``push_seq``;
+    :meth:`drop` loses the connection as a network would, :meth:`recover` comes back."""
 
     __test__ = False
 
-    def __init__(self, api: Api, remote_ip: str = "127.0.0.1", remote_port: int = 0) -> None:
+    def __init__(
+        self, api: Api, remote_ip: str = "127.0.0.1", remote_port: int = 0, fingerprint: str | None = None
+    ) -> None:
         self._api = api
-        self._socket = _TestSocket(api.websocket.on_close, remote_ip, remote_port)
+        self.fingerprint = fingerprint or os.urandom(20).hex()
+        request = _TestRequest(api.config["servers"]["web"]["fingerprint"]["cookieKey"], self.fingerprint)
+        self._socket = _TestSocket(api.websocket.on_close, remote_ip, remote_port, request)
         self._next_id = 0
         self._read = 0  # how far next() has read
+        self._tracked = 0  # how far the recovery bookkeeping has read
+        self.token: str | None = None
+        self.offsets: dict[str, dict[str, Any]] = {}
+        self.push_seq = 0
+        self._rooms_asked: dict[str, Any] = {}  # messageId of a roomAdd → its room
         api.websocket.on_connect(self._socket)  # type: ignore[arg-type]
+        self._track()
+
+    def _track(self) -> None:
+        """Note the recovery token, room offsets and push numbers of what arrived."""
+        messages = self._socket.messages
+        while self._tracked < len(messages):
+            m = messages[self._tracked]
+            self._tracked += 1
+            if not isinstance(m, dict):
+                continue
+            recovery = m.get("recovery")
+            if isinstance(recovery, dict):
+                self.token = recovery.get("token")
+            if m.get("context") == "user" and type(m.get("offset")) is int:
+                self.offsets[m["room"]] = {"offset": m["offset"], "epoch": m.get("epoch")}
+            elif m.get("context") == "response" and isinstance(m.get("history"), dict):
+                room = self._rooms_asked.get(str(m.get("messageId")))
+                if room is not None and room not in self.offsets:
+                    self.offsets[room] = dict(m["history"])
+            elif m.get("context") == "response" and isinstance(m.get("data"), dict) and "recovered" in m["data"]:
+                self.token = m["data"].get("token")
+            if type(m.get("pushSeq")) is int:
+                self.push_seq = max(self.push_seq, m["pushSeq"])
 
     @property
     def connection(self) -> Connection:
@@ -182,10 +230,13 @@ class TestConnection:
         """Send verb ``event`` with ``fields`` and return its response."""
         self._next_id += 1
         mid = f"test-{self._next_id}"
+        if event == "roomAdd":
+            self._rooms_asked[mid] = fields.get("room")
         self.send({"event": event, **fields, "messageId": mid})
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
+            self._track()
             for m in self.messages:
                 if isinstance(m, dict) and m.get("context") == "response" and m.get("messageId") == mid:
                     return m
@@ -221,6 +272,22 @@ class TestConnection:
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Disconnect (the server runs its destroy middleware and leaves the rooms)."""
         self._socket.close(code, reason)
+
+    def drop(self) -> None:
+        """Lose the connection as a network would (1006): the server keeps its state for
+        recovery."""
+        self._track()
+        self._socket.close(1006, "")
+
+    async def recover(self, old: TestConnection) -> dict[str, Any]:
+        """On this new connection, take over ``old`` (dropped): sends the ``recover`` verb
+        with ``old``'s token, offsets and last push; returns the response's ``data``."""
+        old._track()
+        self.offsets = dict(old.offsets)
+        self.push_seq = old.push_seq
+        response = await self.request("recover", token=old.token, offsets=old.offsets, pushSeq=old.push_seq)
+        self._track()
+        return response.get("data", response)  # type: ignore[no-any-return]
 
 
 class HttpResult:
@@ -304,9 +371,12 @@ class TestApi:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    def connect(self, remote_ip: str = "127.0.0.1", remote_port: int = 0) -> TestConnection:
-        """A new in-process WebSocket client (its welcome message is already received)."""
-        return TestConnection(self.api, remote_ip, remote_port)
+    def connect(
+        self, remote_ip: str = "127.0.0.1", remote_port: int = 0, fingerprint: str | None = None
+    ) -> TestConnection:
+        """A new in-process WebSocket client (its welcome message is already received);
+        ``fingerprint`` is its cookie (a fresh one by default, as a new browser has)."""
+        return TestConnection(self.api, remote_ip, remote_port, fingerprint)
 
     async def run_action(
         self, name: str, params: Mapping[str, Any] | None = None, *, connection: Any = None

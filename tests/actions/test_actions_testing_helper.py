@@ -121,7 +121,9 @@ async def test_test_api_has_rooms_chat_and_verbs() -> None:
 
     async with TestApi() as t:
         alice, bob = t.connect(), t.connect()
-        assert alice.messages[0] == {"welcome": "Hello! Welcome to the actionhero api", "context": "api"}
+        welcome = alice.messages[0]
+        assert (welcome["welcome"], welcome["context"]) == ("Hello! Welcome to the actionhero api", "api")
+        assert welcome["recovery"] == {"token": alice.token, "ttl": 120000}
         assert (await alice.room_add("defaultRoom")) == {"status": "OK", "data": True, "context": "response",
                                                          "messageId": "test-1"}
         await bob.room_add("defaultRoom")

@@ -61,7 +61,11 @@ async def test_connect_callback_and_promise_welcome_and_details(chrome, server: 
     assert st["details"] == details  # the answer is kept on client.details
     assert without_message_events(st["events"]) == ["welcome", "connected"]
     welcome = (await events(page, "a", "welcome"))[0]
-    assert welcome == {"welcome": "Hello! Welcome to the actionhero api", "context": "api"}
+    assert welcome == {
+        "welcome": "Hello! Welcome to the actionhero api",
+        "context": "api",
+        "recovery": {"token": welcome["recovery"]["token"], "ttl": 120000},
+    }
     assert await js(page, "() => H.clients.a.welcomeMessage") == welcome["welcome"]
     # the welcome came while connecting; "connected" once the details were in
     states = await js(page, "() => H.clients.a.seen.filter((e) => e.event !== 'message').map((e) => e.state)")
@@ -264,6 +268,7 @@ async def test_alert_api_welcome_and_message_events(chrome, server: LiveServer) 
     ]
     for push in pushes:
         assert conn.send(push)
+    pushes = [{**push, "pushSeq": i + 1} for i, push in enumerate(pushes)]  # numbered for recovery
     await until(page, "() => H.seen('a', 'message').length >= 7")  # welcome + details + 5 pushes
     assert await events(page, "a", "alert") == [pushes[0]]
     assert await events(page, "a", "api") == [pushes[1], pushes[2]]

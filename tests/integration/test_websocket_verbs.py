@@ -18,7 +18,13 @@ from .conftest import WsClient, start_api
 
 async def test_welcome_message(api: Api) -> None:
     c = await WsClient.connect(api)
-    assert c.welcome == {"welcome": "Hello! Welcome to the actionhero api", "context": "api"}
+    token = c.welcome["recovery"]["token"]
+    assert c.welcome == {
+        "welcome": "Hello! Welcome to the actionhero api",
+        "context": "api",
+        "recovery": {"token": token, "ttl": 120000},  # extra: actionhero clients ignore it
+    }
+    assert len(token) == 64 and int(token, 16) >= 0
     await c.close()
 
 
@@ -281,7 +287,7 @@ async def test_server_push_and_broadcast(api: Api) -> None:
     await c.request("roomAdd", room="anotherRoom")
     d = (await c.request("detailsView"))["data"]
     assert api.connections.get(d["id"]).send({"context": "alert", "message": "hey"})
-    assert await c.pushed("alert") == {"context": "alert", "message": "hey"}
+    assert await c.pushed("alert") == {"context": "alert", "message": "hey", "pushSeq": 1}
     assert api.chat_room.broadcast("anotherRoom", {"k": 1}) == 1
     pushed = await c.pushed("user")
     assert pushed["message"] == {"k": 1} and pushed["from"] == 0

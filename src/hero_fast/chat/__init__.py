@@ -28,6 +28,7 @@ import orjson
 from hero_fast._core import encode_frame
 from hero_fast._transport import Connection as WsConnection
 from hero_fast._transport import fanout
+from hero_fast.history import RoomHistory, history_spec
 from hero_fast.middleware import ChatMiddleware
 
 if TYPE_CHECKING:
@@ -48,11 +49,15 @@ class ChatError(Exception):
 class Room:
     """A room and its local members (connection id → (connection, joined-at ms))."""
 
-    __slots__ = ("_others", "_sockets", "members", "name")
+    __slots__ = ("_others", "_sockets", "history", "members", "name", "replaying")
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, history: RoomHistory | None = None) -> None:
         self.name = name
         self.members: dict[str, tuple[Connection, int]] = {}
+        self.history = history
+        #: members catching up after a reconnect (hero_fast.recovery): connection id → the
+        #: (offset, frame) pairs that arrived meanwhile, sent once their replay is done
+        self.replaying: dict[str, list[tuple[int | None, bytes]]] = {}
         self._sockets: list[WsConnection] | None = None
         self._others: list[Connection] = []
 
@@ -62,7 +67,9 @@ class Room:
         if socks is None:
             socks = []
             others = []
-            for c, _ in self.members.values():
+            for cid, (c, _) in self.members.items():
+                if cid in self.replaying:
+                    continue
                 if type(c.ws) is WsConnection:
                     socks.append(c.ws)
                 elif c.ws is not None:
@@ -71,13 +78,26 @@ class Room:
             self._others = others
         return socks
 
-    def deliver(self, frame: bytes) -> int:
+    def deliver(self, frame: bytes, offset: int | None = None) -> int:
         """Queue ``frame`` on every member: one fan-out over the engine sockets, then any
-        member with another kind of socket."""
+        member with another kind of socket; a member still replaying what it missed gets it
+        after the replay (``offset`` tells whether the replay already had it)."""
         n = fanout(frame, self.sockets())
         for conn in self._others:
             n += conn.send_frame(frame)
+        if self.replaying:
+            for pending in self.replaying.values():
+                pending.append((offset, frame))
         return n
+
+    def replayed(self, connection: Connection, upto: int | None) -> None:
+        """``connection`` got the replay up to offset ``upto``: send what arrived meanwhile
+        (but what the replay had) and put it back in the fan-out."""
+        pending = self.replaying.pop(connection.id, None)
+        self._sockets = None
+        for offset, frame in pending or ():
+            if upto is None or offset is None or offset > upto:
+                connection.send_frame(frame)
 
 
 def _now_ms() -> int:
@@ -92,15 +112,11 @@ class ChatRooms:
         self.api = api
         self.rooms: dict[str, Room] = {}
         self._middleware: list[ChatMiddleware] = []
-        cluster = getattr(api, "cluster", None)
-        if cluster is None:
-            from hero_fast.cluster import MemoryBackend
-
-            cluster = MemoryBackend(api)
-        self.cluster = cluster
+        self.cluster = cluster = api.cluster
         # The distributed backend, or None: the one check the fan-out path makes.
         self._bus = cluster if cluster.distributed else None
         general = api.config["general"]
+        self.default_history: dict[str, Any] = general["roomHistory"]
         #: chat messages queued on members of this process so far, and those a member could
         #: not take (it was closing): for metrics
         self.delivered = 0
@@ -119,12 +135,20 @@ class ChatRooms:
             raise ChatError("room name contains control characters")
         return room
 
-    def add(self, room: str) -> None:
-        """Create ``room`` (on every node, with a cluster backend)."""
+    def _new_room(self, room: str, options: dict[str, Any] | None) -> Room:
+        try:
+            size, ttl = history_spec(self.default_history, options, f"room {room!r}")
+        except ValueError as exc:
+            raise ChatError(str(exc)) from None
+        return Room(room, RoomHistory(size, ttl) if size else None)
+
+    def add(self, room: str, history: dict[str, Any] | None = None) -> None:
+        """Create ``room`` (on every node, with a cluster backend). ``history``
+        (``{"size": n, "ttl": ms}``) overrides ``general.roomHistory`` for it."""
         self.check_name(room)
         if room in self.rooms:
             raise ChatError("room exists")
-        self.rooms[room] = Room(room)
+        self.rooms[room] = self._new_room(room, None if history is None else {"history": history})
         self.cluster.room_added(room)
 
     def exists(self, room: str) -> bool:
@@ -154,16 +178,17 @@ class ChatRooms:
             r._sockets = None
         return True
 
-    def add_local(self, room: str) -> bool:
+    def add_local(self, room: str, history: dict[str, Any] | None = None) -> bool:
         """Know ``room`` here without telling other nodes (the cluster backend calls this
-        for rooms made elsewhere). False when the name is refused or already known."""
+        for rooms made elsewhere, with their history options when the bus carried them).
+        False when the name or the options are refused or the room is already known."""
         try:
             self.check_name(room)
+            if room in self.rooms:
+                return False
+            self.rooms[room] = self._new_room(room, None if history is None else {"history": history})
         except ChatError:
             return False
-        if room in self.rooms:
-            return False
-        self.rooms[room] = Room(room)
         return True
 
     # -- membership ------------------------------------------------------------
@@ -205,6 +230,17 @@ class ChatRooms:
 
         return joined_everywhere()
 
+    def rejoin(self, conn: Connection, room: str) -> Any:
+        """Put a recovering connection back in ``room`` (hero_fast.recovery): no join
+        middleware (it allowed the join before the connection dropped), and what the room
+        says meanwhile waits until the connection's replay is done (``Room.replayed``).
+        May return an awaitable, as :meth:`add_member`."""
+        r = self._room(room)
+        if conn.id in r.members:
+            return True
+        r.replaying[conn.id] = []
+        return self._join(conn, r)
+
     def remove_member(self, conn: Connection, room: str) -> Any:
         r = self._room(room)
         if conn.id not in r.members:
@@ -219,6 +255,7 @@ class ChatRooms:
 
     def _drop(self, connection_id: str, r: Room) -> None:
         if r.members.pop(connection_id, None) is not None:
+            r.replaying.pop(connection_id, None)
             r._sockets = None
             self.cluster.member_left(r.name, connection_id, not r.members)
 
@@ -294,18 +331,37 @@ class ChatRooms:
 
     def deliver(self, r: Room, payload: dict[str, Any]) -> int:
         """Encode once, frame once, queue the same bytes on every local member; then,
-        with a distributed backend, publish the same JSON once for the other nodes."""
+        with a distributed backend, publish the same JSON once for the other nodes.
+
+        A room with history numbers the message first (``offset``, ``epoch``) and keeps it.
+        With a distributed backend the shared history numbers it, in Redis, and every node
+        (this one included) delivers it from the bus, so members everywhere see the same
+        offsets in the same order."""
         bus = self._bus
+        h = r.history
         if bus is None:
-            if not r.members:
-                return 0
-            n = r.deliver(encode_frame(_TEXT, orjson.dumps(payload)))
+            if h is None:
+                if not r.members:
+                    return 0
+                n = r.deliver(encode_frame(_TEXT, orjson.dumps(payload)))
+            else:
+                offset = h.next_offset()
+                payload["offset"] = offset
+                payload["epoch"] = h.epoch
+                body = orjson.dumps(payload)
+                h.append(offset, payload.get("sentAt") or _now_ms(), body)
+                if not r.members:
+                    return 0
+                n = r.deliver(encode_frame(_TEXT, body), offset)
             self._count(r, n)
             return n
         body = orjson.dumps(payload)
         if len(body) > bus.max_payload:  # type: ignore[operator]
             raise ChatError(f"message too large for the cluster bus ({len(body)} bytes; the most is "
                             f"{bus.max_payload})")
+        if h is not None:
+            bus.publish_say_history(r.name, body, h.size, h.ttl_ms)
+            return 0  # delivered here too when it comes back from the bus, numbered
         n = r.deliver(encode_frame(_TEXT, body)) if r.members else 0
         self._count(r, n)
         bus.publish_say(r.name, body)
@@ -316,14 +372,29 @@ class ChatRooms:
         self.undeliverable += len(r.members) - queued
 
     def deliver_remote(self, room: str, payload: dict[str, Any]) -> int:
-        """A chat payload from another node: encode once, frame once, queue on every
-        local member of ``room`` (no middleware: it ran on the node it came from)."""
+        """A chat payload from the bus (another node's, or a numbered one of a room with
+        history, this node's own included): encode once, frame once, queue on every local
+        member of ``room`` (no middleware: it ran on the node it came from)."""
         r = self.rooms.get(room)
-        if r is None or not r.members:
+        if r is None:
             return 0
-        n = r.deliver(encode_frame(_TEXT, orjson.dumps(payload)))
+        offset = payload.get("offset")
+        h = r.history
+        if h is not None and type(offset) is int:
+            h.observe(offset, payload.get("epoch"))
+        if not r.members:
+            return 0
+        n = r.deliver(encode_frame(_TEXT, orjson.dumps(payload)), offset if type(offset) is int else None)
         self._count(r, n)
         return n
+
+    def position(self, room: str) -> dict[str, Any] | None:
+        """``{"offset", "epoch"}`` of the last message of ``room`` this node knows, for a room
+        with history (None without): a member that joins now gets what comes after it."""
+        r = self.rooms.get(room)
+        if r is None or r.history is None:
+            return None
+        return {"offset": r.history.offset, "epoch": r.history.epoch}
 
     # -- middleware ----------------------------------------------------------------
 

@@ -19,7 +19,12 @@ backend makes it visible to the other nodes and feeds their messages back into
 
 from __future__ import annotations
 
+import inspect
 from typing import TYPE_CHECKING, Any
+
+from hero_fast.connections import Sent
+from hero_fast.history import HistoryGap
+from hero_fast.recovery import MemoryRecoveryStore
 
 if TYPE_CHECKING:
     from hero_fast.app import Api
@@ -43,6 +48,8 @@ class ClusterBackend:
     def __init__(self, api: Api) -> None:
         self.api = api
         self.counters: dict[str, int] = {}
+        cfg = api.config["recovery"]
+        self._recovery = MemoryRecoveryStore(cfg["maxPushes"], cfg["maxPushBytes"])
 
     async def start(self) -> None:
         """Connect and register (called by ``Api.start`` after boot, before listening)."""
@@ -78,17 +85,57 @@ class ClusterBackend:
     def publish_say(self, room: str, body: bytes) -> None:
         """``body`` (the chat payload's JSON) was delivered locally; deliver it elsewhere."""
 
+    def publish_say_history(self, room: str, body: bytes, size: int, ttl_ms: int) -> None:
+        """(distributed backends) ``body`` (a chat payload's JSON, without ``offset`` and
+        ``epoch``) goes into the room's shared history — numbered there, keeping the last
+        ``size`` for ``ttl_ms`` — and is then delivered from the bus on every node, this one
+        included (``api.chat_room.deliver_remote``), so the numbering is the same everywhere."""
+        raise NotImplementedError(f"{type(self).__name__} does not keep room history")
+
     def publish_broadcast(self, body: bytes) -> None:
         """``body`` (a push's JSON) was queued on every local connection; deliver it to every
         connection of the other nodes."""
 
     # -- server push ------------------------------------------------------------------
 
-    async def send(self, connection_id: str, message: Any) -> bool:
+    async def send(self, connection_id: str, message: Any) -> Sent:
         """Hand ``message`` to the node where the connection ``connection_id`` lives (it is
-        not in this process: ``api.connections.send`` checked). True when a node took it
-        (delivery over the bus is at-most-once); False when no node has that connection."""
-        return False
+        not in this process: ``api.connections.send`` checked): ``Sent.REMOTE`` when a node
+        took it (delivery over the bus is at-most-once), ``Sent.HELD`` when the connection
+        dropped and may recover (:meth:`recovery_hold`), else ``Sent.NOWHERE``."""
+        held = self.api.recovery.hold(connection_id, message)
+        if inspect.isawaitable(held):
+            held = await held
+        return Sent.HELD if held else Sent.NOWHERE
+
+    def connection_renamed(self, old_id: str, new_id: str) -> None:
+        """A local connection took another id (a recovered connection gets its old one)."""
+
+    # -- connection state recovery (hero_fast.recovery); in this process by default --------
+
+    def recovery_save(self, key: str, state: bytes, connection_id: str, ttl_ms: int) -> None:
+        """Keep ``state`` (JSON) of the dropped connection ``connection_id`` under ``key``
+        (its token's hash) for ``ttl_ms``."""
+        self._recovery.save(key, state, connection_id, ttl_ms)
+
+    def recovery_take(self, key: str) -> Any:
+        """Remove and return what was kept under ``key``: ``(state, held pushes, how many
+        held pushes were dropped)``, or None (unknown or expired); may return an awaitable."""
+        return self._recovery.take(key)
+
+    def recovery_hold(self, connection_id: str, push: bytes) -> Any:
+        """Keep ``push`` (JSON) for the dropped connection ``connection_id``: True when its
+        state is kept; may return an awaitable."""
+        return self._recovery.hold(connection_id, push)
+
+    def history_since(self, room: str, offset: int, epoch: str | None) -> Any:
+        """``(messages, gap)``: the messages of ``room`` after ``offset`` of ``epoch`` still
+        kept (JSON bytes, oldest first) and a :class:`~hero_fast.history.HistoryGap` for
+        what is missing before them, or None; may return an awaitable of it."""
+        r = self.api.chat_room.rooms.get(room)
+        if r is None or r.history is None:
+            return [], HistoryGap("no history")
+        return r.history.since(offset, epoch)
 
     def stats(self) -> dict[str, Any]:
         """Counters and state, for status pages and metrics."""

@@ -136,6 +136,16 @@ SPEC: dict[str, Any] = {
             exist is an error. A map: setting it replaces the default rooms.""",
             c.mapping(c.mapping(), "a dict of room name to a dict of options"),
         ),
+        "roomHistory": O(
+            {"size": 0, "ttl": 300000},
+            """The history every room keeps unless its own options say otherwise: the last
+            ``size`` messages for ``ttl`` milliseconds. A room with history numbers its messages
+            (``offset``, ``epoch`` in each chat message), and a client that reconnects within
+            ``recovery.maxDisconnectionDuration`` gets what it missed. Size 0: no history (no
+            cost). A room's own: ``startingChatRooms: {"lobby": {"history": {"size": 200, "ttl":
+            600000}}}``. A map.""",
+            c.mapping(c.integer(0), "a dict with size and ttl (integers >= 0)"),
+        ),
         "maxRoomsPerConnection": O(
             20, "Rooms one connection may be in at once; ``roomAdd`` beyond it is refused.", _count
         ),
@@ -529,6 +539,26 @@ SPEC: dict[str, Any] = {
             ),
         },
     },
+    "recovery": {
+        "maxDisconnectionDuration": O(
+            120000,
+            """Milliseconds a WebSocket that dropped without saying goodbye (TCP loss, heartbeat
+            timeout, server shutdown) is kept: its id, rooms, session and the pushes it could not
+            get. A client that comes back in time with its recovery token gets them all, and the
+            room messages it missed where the rooms keep history. 0 turns recovery off.""",
+            _ms,
+        ),
+        "maxPushes": O(
+            100,
+            """Pushes kept per connection for recovery: the most recent ones while it is
+            connected (in case the connection drops with them in flight) and those sent while it
+            is away. Older ones are dropped (the client learns how many).""",
+            _count,
+        ),
+        "maxPushBytes": O(
+            1048576, "Bytes of pushes kept per connection for recovery (as ``maxPushes``).", _count
+        ),
+    },
     "logging": {
         "level": O(
             "info",
@@ -589,6 +619,7 @@ SECTION_DOCS: dict[str, str] = {
     "servers.websocket.client": "Options baked into the generated browser client.",
     "servers.websocket.client.reconnect": "Reconnect back-off of the browser client.",
     "servers.websocket.perMessageDeflate": "WebSocket compression (RFC 7692) and what it costs per connection.",
+    "recovery": "Connection state recovery: what a client that reconnects gets back (docs/delivery.md).",
     "logging": "Log level and format, the access log, and what it never shows.",
     "metrics": "The Prometheus endpoint (off by default).",
 }

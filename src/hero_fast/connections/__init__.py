@@ -32,6 +32,7 @@ class Sent(enum.Enum):
 
     LOCAL = "local"  #: queued on the connection, which lives in this process
     REMOTE = "remote"  #: handed to the node the connection lives on (through the cluster bus)
+    HELD = "held"  #: the connection dropped and may come back (recovery): kept for it
     NOWHERE = "nowhere"  #: no such connection (gone, never existed, or its node is unreachable)
 
     def __bool__(self) -> bool:
@@ -58,14 +59,24 @@ class Connections:
         """Push ``message`` (any JSON value; by convention a dict with a ``context``) to the
         connection ``connection_id`` wherever it is connected: queued directly when it lives
         in this process, else handed to its node through the cluster backend (delivery over
-        the bus is at-most-once). Returns :class:`Sent` (false when nobody has it).
+        the bus is at-most-once), or held for it when it dropped and may still recover.
+        Returns :class:`Sent` (false when nobody has it).
         ``connection.send(message)`` is the synchronous fast path for a local connection."""
         conn = self.by_id.get(connection_id)
         if conn is not None:
             return Sent.LOCAL if conn.send(message) else Sent.NOWHERE
-        if not self.api.cluster.distributed:
-            return Sent.NOWHERE
-        return Sent.REMOTE if await self.api.cluster.send(connection_id, message) else Sent.NOWHERE
+        return await self.api.cluster.send(connection_id, message)
+
+    def rename(self, conn: Connection, new_id: str) -> None:
+        """Give ``conn`` the id ``new_id`` (a recovered connection takes its old id back)."""
+        old_id = conn.id
+        if self.by_id.get(old_id) is conn:
+            del self.by_id[old_id]
+        conn.id = new_id
+        if conn.ws is not None:
+            conn.ws.id = new_id
+        self.by_id[new_id] = conn
+        self.api.cluster.connection_renamed(old_id, new_id)
 
     def broadcast(self, message: Any) -> int:
         """Push ``message`` to every WebSocket connection of every node; encoded and framed

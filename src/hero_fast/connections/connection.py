@@ -17,6 +17,7 @@ from hero_fast._core import encode_frame
 if TYPE_CHECKING:
     from hero_fast._transport import Connection as WsConnection
     from hero_fast.app import Api
+    from hero_fast.recovery import PushLog
 
 __all__ = ["Connection"]
 
@@ -38,6 +39,10 @@ class Connection:
     long as the connection (one request over HTTP). Keep its values
     JSON-serialisable: a connection that recovers after a reconnect (possibly
     on another node) gets its session back through the cluster backend.
+
+    With connection state recovery on (``recovery.maxDisconnectionDuration``), a
+    dict pushed with :meth:`send` carries ``pushSeq`` (1, 2, ... per connection
+    id) and the recent pushes are kept (``pushes``) until the client has them.
     """
 
     __slots__ = (
@@ -49,9 +54,13 @@ class Connection:
         "destroyed",
         "fingerprint",
         "id",
+        "keep_state",
         "message_count",
         "params",
         "pending_actions",
+        "pushes",
+        "recovered",
+        "recovery_key",
         "remote_ip",
         "remote_port",
         "rooms",
@@ -91,6 +100,13 @@ class Connection:
         self.close_code: int | None = None
         # heartbeats sent since this client last said anything (reset on every message)
         self.silent_beats = 0
+        # connection state recovery (hero_fast.recovery): the SHA-256 of its token, its
+        # numbered pushes, whether its state is kept when it drops (a TCP loss is: 1006),
+        # whether it already recovered an old connection
+        self.recovery_key: str | None = None
+        self.pushes: PushLog | None = None
+        self.keep_state = False
+        self.recovered = False
 
     @property
     def session(self) -> dict[str, Any]:
@@ -108,10 +124,26 @@ class Connection:
             raise TypeError(f"connection.session must be a dict, not {type(value).__name__}")
         self._session = value
 
+    @property
+    def has_session(self) -> bool:
+        """Whether ``session`` was ever used (reading it makes one)."""
+        return hasattr(self, "_session")
+
     def send(self, message: Any) -> bool:
         """Push ``message`` (JSON-encodable; by convention a dict with a
         ``context``) to this client. False when it cannot be delivered (an HTTP
         connection, or a WebSocket that is closing)."""
+        ws = self.ws
+        if ws is None or self.destroyed:
+            return False
+        self.message_count += 1
+        if self.recovery_key is not None and type(message) is dict:
+            return ws.send_frame(encode_frame(_TEXT, self.api.recovery.number(self, message)))
+        return ws.send_frame(encode_frame(_TEXT, orjson.dumps(message)))
+
+    def reply(self, message: Any) -> bool:
+        """Send a response to one of this client's requests (never numbered, never kept:
+        only pushes are recovered)."""
         ws = self.ws
         if ws is None or self.destroyed:
             return False

@@ -26,6 +26,7 @@ from hero_fast.actions import ActionError, ActionResult
 from hero_fast.chat import ChatError
 from hero_fast.config import resolve_callable
 from hero_fast.errors import internal_error
+from hero_fast.recovery import RecoveryError
 from hero_fast.servers.static import FileTooLarge
 from hero_fast.servers.static import store as static_files
 
@@ -99,8 +100,8 @@ class WebSocketServer:
         self.max_message_id = general["maxMessageIdLength"]
         self.max_json_depth = general["maxJsonDepth"]
         self.max_file_size = general["maxFileSize"]
-        self.welcome_frame = encode_frame(
-            _TEXT, orjson.dumps({"welcome": general["welcomeMessage"], "context": "api"}))
+        self.welcome_message = general["welcomeMessage"]
+        self.welcome_frame = encode_frame(_TEXT, orjson.dumps({"welcome": self.welcome_message, "context": "api"}))
         self.sockets: set[WsConnection] = set()
         self._heartbeat: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -115,7 +116,9 @@ class WebSocketServer:
             "documentation": self.verb_documentation,
             "quit": self.verb_quit,
             "exit": self.verb_quit,
+            "recover": self.verb_recover,
         }
+        self.recovery = api.recovery
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -136,6 +139,7 @@ class WebSocketServer:
         for ws in list(self.sockets):
             conn = ws.user_data
             if conn.silent_beats >= self.silent_beats_allowed:
+                conn.keep_state = True  # the network, not the client, went away: recoverable
                 ws.close(1011, "heartbeat timeout")
             elif ws.open:
                 conn.silent_beats += 1
@@ -183,13 +187,21 @@ class WebSocketServer:
         conn = self.api.connections.create("webSocket", peer[0], peer[1], fingerprint, ws=ws, id=ws.id)
         ws.user_data = conn
         self.sockets.add(ws)
-        conn.send_frame(self.welcome_frame)
+        if self.recovery.enabled:
+            token = self.recovery.issue(conn)
+            conn.reply({"welcome": self.welcome_message, "context": "api",
+                        "recovery": {"token": token, "ttl": self.recovery.ttl_ms}})
+        else:
+            conn.send_frame(self.welcome_frame)
 
     def on_close(self, ws: WsConnection, code: int, reason: str) -> None:
         self.sockets.discard(ws)
         conn = ws.user_data
         if conn is not None:
             conn.close_code = code
+            if code == 1006:  # the TCP connection dropped: the client did not ask for it
+                conn.keep_state = True
+            self.recovery.dropped(conn)  # keeps its state when conn.keep_state
             self.api.connections.destroy(conn)
 
     def on_message(self, ws: WsConnection, message: str | bytes) -> None:
@@ -257,19 +269,19 @@ class WebSocketServer:
     def respond(conn: Connection, mid: Any, response: dict[str, Any]) -> None:
         response["context"] = "response"
         response["messageId"] = mid
-        conn.send(response)
+        conn.reply(response)
 
     def error(self, conn: Connection, mid: Any, text: str, data: Any) -> None:
         text = "Error: " + text
-        conn.send({"status": text, "error": text, "context": "response", "data": data, "messageId": mid})
+        conn.reply({"status": text, "error": text, "context": "response", "data": data, "messageId": mid})
 
     def primus(self, conn: Connection, text: str) -> None:
         if text.startswith("primus::pong::"):
             return
         if text.startswith("primus::ping::"):
-            conn.send("primus::pong::" + text[14:])
+            conn.reply("primus::pong::" + text[14:])
         elif text == "primus::id::":
-            conn.send("primus::id::" + conn.id)
+            conn.reply("primus::id::" + conn.id)
         else:
             self.error(conn, None, "unknown primus message", text)
 
@@ -291,7 +303,22 @@ class WebSocketServer:
         return later()
 
     def verb_room_add(self, conn: Connection, data: dict[str, Any]) -> Any:
-        return self._ok(self.api.chat_room.add_member(conn, data.get("room")))  # type: ignore[arg-type]
+        chat = self.api.chat_room
+        room = data.get("room")
+        joined = chat.add_member(conn, room)  # type: ignore[arg-type]
+        if chat.rooms[room].history is None:  # type: ignore[index]
+            return self._ok(joined)
+
+        # a room with history: where the numbering is now (the member gets what follows)
+        def ok(position: Any) -> dict[str, Any]:
+            return {"status": "OK", "data": True, "history": position}
+
+        if inspect.isawaitable(joined):
+            async def later() -> dict[str, Any]:
+                await joined
+                return ok(chat.position(room))  # type: ignore[arg-type]
+            return later()
+        return ok(chat.position(room))  # type: ignore[arg-type]
 
     def verb_room_leave(self, conn: Connection, data: dict[str, Any]) -> Any:
         return self._ok(self.api.chat_room.remove_member(conn, data.get("room")))  # type: ignore[arg-type]
@@ -367,7 +394,14 @@ class WebSocketServer:
             response["encoding"] = "base64"
         return response
 
+    async def verb_recover(self, conn: Connection, data: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return {"status": "OK", "data": await self.recovery.recover(conn, data)}
+        except RecoveryError as exc:
+            raise VerbError(str(exc)) from None
+
     def verb_quit(self, conn: Connection, data: dict[str, Any]) -> None:
+        conn.keep_state = False
         if conn.ws is not None:
             conn.ws.send_frame(_PRIMUS_CLOSE)
             conn.ws.close(1000, "quit")
@@ -382,4 +416,5 @@ class WebSocketServer:
                 ws.send_frame(_PRIMUS_CLOSE)
                 ws.close(1000, "server shutdown")
             else:
+                ws.user_data.keep_state = True  # they reconnect elsewhere, or here after a restart
                 ws.close(1001, "going away")
