@@ -279,3 +279,40 @@ async def test_rooms_a_node_could_not_publish_to_are_announced(pair: tuple[Api, 
     await crosses(ca, cb)
     await ca.disconnect()
     await cb.disconnect()
+
+
+async def test_rooms_a_node_creates_at_boot_are_announced_to_running_nodes(tmp_path: Path, redis_url: str,
+                                                                          prefix: str) -> None:
+    project = make_project(tmp_path / "p")
+    a = Api(project, overrides=overrides(redis_url, prefix))
+    await a.start(port=0)
+    rooms = {"defaultRoom": {}, "bootRoom": {}}
+    b = Api(project, overrides={**overrides(redis_url, prefix), "general": {"startingChatRooms": rooms}})
+    try:
+        ca = await client(a, None)
+        assert "room does not exist" in (await ca.room_add("bootRoom"))["error"]  # b is not there yet
+        await b.start(port=0)
+        # b's boot rooms reach a without any outage or restart of a
+        await eventually(lambda: a.chat_room.exists("bootRoom"), T, what="bootRoom known on a")
+        assert (await ca.room_add("bootRoom"))["status"] == "OK"
+        cb = await client(b, "bootRoom")
+        await crosses(ca, cb, "bootRoom")
+        await ca.disconnect()
+        await cb.disconnect()
+    finally:
+        await asyncio.wait_for(a.stop(), 10)
+        await asyncio.wait_for(b.stop(), 10)
+
+
+async def test_rooms_created_or_destroyed_while_the_bus_was_down_are_announced_after(
+        pair: tuple[Api, Api], redis: Any, prefix: str) -> None:
+    a, b = pair
+    a.cluster.connected = False  # type: ignore[attr-defined]
+    a.chat_room.add("madeWhileDown")
+    a.chat_room.destroy("anotherRoom")
+    a.cluster.connected = True  # type: ignore[attr-defined]
+    await eventually(lambda: b.chat_room.exists("madeWhileDown") and not b.chat_room.exists("anotherRoom"), T,
+                     what="both changes announced to b")
+    rooms = set(await redis.execute(b"SMEMBERS", f"{prefix}rooms".encode()))
+    assert b"madeWhileDown" in rooms and b"anotherRoom" not in rooms
+    assert not a.chat_room.exists("anotherRoom")  # and not brought back to a by its own resync

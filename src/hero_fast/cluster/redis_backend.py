@@ -40,9 +40,13 @@ each of its rooms::
 A node that could not publish to a room while its connection was down (or backlogged)
 sends a ``missed`` message on that room's channel once it is back, and the other nodes
 push the same notice to their members of that room. Messages published while the bus
-was down are not replayed. Room creations and
-destructions made elsewhere during an outage are picked up from ``P rooms`` afterwards
-(a room destroyed during an outage can come back if another node still knew it).
+was down are not replayed.
+
+Rooms: a node announces each room it creates or destroys on ``P ctl``. One created or
+destroyed while its bus is not up (its ``startingChatRooms``, made at boot before it
+connects, or any change during an outage) is announced as soon as it is connected; the
+rooms the others made meanwhile are read from ``P rooms`` then. A room destroyed during
+an outage can come back if Redis lost its data and another node still knew the room.
 """
 
 from __future__ import annotations
@@ -173,6 +177,8 @@ class RedisBackend(ClusterBackend):
         self._sub_pending: dict[bytes, asyncio.Future[None]] = {}
         # rooms whose say could not be published (bus down or backlogged): announced later
         self._dropped_rooms: dict[str, float] = {}
+        # rooms created (True) or destroyed (False) here while the bus was not up: announced at resync
+        self._unannounced: dict[str, bool] = {}
         self._probe_seq = 0
         self._probe_outstanding: int | None = None
         self._last_invalid_log = 0.0
@@ -483,11 +489,15 @@ class RedisBackend(ClusterBackend):
             cmd.send(b"SADD", self.k_node_conns, *chunk)
             cmd.send(b"HSET", self.k_conns, *[x for cid in chunk for x in (cid, self.node_id)])
         cmd.send(b"PEXPIRE", self.k_node_conns, max(self.lease_ms * 20, 600_000))
+        unannounced, self._unannounced = self._unannounced, {}
+        for room, exists in unannounced.items():
+            self._announce_room(cmd, room, exists)
         self.counters["resyncs"] += 1
         try:
             names = await cmd.execute(b"SMEMBERS", self.k_rooms)
         except BaseException:
             self._dirty = True
+            self._unannounced = {**unannounced, **self._unannounced}
             raise
         for raw in names or ():
             try:
@@ -533,22 +543,32 @@ class RedisBackend(ClusterBackend):
         return cmd
 
     def room_added(self, room: str) -> None:
-        cmd = self._writer()
-        if cmd is None:
-            return
-        cmd.send(b"SADD", self.k_rooms, room)
-        cmd.send(b"PUBLISH", self.ch_ctl, _bus.encode("roomAdd", o=self.node_id, r=room))
+        self._room_changed(room, True)
 
     def room_destroyed(self, room: str) -> None:
         self._unsubscribe(room)
         self._room_channel.pop(room, None)
+        self._room_changed(room, False)
+
+    def _room_changed(self, room: str, exists: bool) -> None:
         cmd = self._writer()
         if cmd is None:
+            # Rooms made at boot (before the bus is up) or during an outage: the other
+            # nodes are told at the next resync; the latest change of a room wins.
+            self._unannounced.pop(room, None)
+            self._unannounced[room] = exists
             return
-        cmd.send(b"SREM", self.k_rooms, room)
-        cmd.send(b"DEL", self._members_key(room))
-        cmd.send(b"ZREM", self._index_key(room), self.node_id)
-        cmd.send(b"PUBLISH", self.ch_ctl, _bus.encode("roomDestroy", o=self.node_id, r=room))
+        self._announce_room(cmd, room, exists)
+
+    def _announce_room(self, cmd: RespConnection, room: str, exists: bool) -> None:
+        if exists:
+            cmd.send(b"SADD", self.k_rooms, room)
+            cmd.send(b"PUBLISH", self.ch_ctl, _bus.encode("roomAdd", o=self.node_id, r=room))
+        else:
+            cmd.send(b"SREM", self.k_rooms, room)
+            cmd.send(b"DEL", self._members_key(room))
+            cmd.send(b"ZREM", self._index_key(room), self.node_id)
+            cmd.send(b"PUBLISH", self.ch_ctl, _bus.encode("roomDestroy", o=self.node_id, r=room))
 
     def member_joined(self, room: str, connection_id: str, joined_at: int, first: bool) -> Any:
         ch = self._channel(room)
