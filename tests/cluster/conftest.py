@@ -276,8 +276,18 @@ class RedisServer:
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)  # in case it was paused
             self.proc.kill()
             self.proc.wait(5)
+
+    def pause(self) -> None:
+        """SIGSTOP: Redis hangs (connections stay open, nothing is answered)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
 
 
 @pytest.fixture

@@ -44,7 +44,10 @@ MAX_ROOM_NAME = 1024
 
 
 class BusError(ValueError):
-    """A bus message that is refused; the text says why (for counters and debug logs)."""
+    """A bus message that is refused; the text says why (for logs), ``counter`` names the
+    backend counter it is counted in."""
+
+    counter = "invalid"
 
 
 def _node(v: Any) -> bool:
