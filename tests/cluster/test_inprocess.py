@@ -542,3 +542,12 @@ async def test_an_exception_in_the_push_handler_is_reported_and_the_subscriber_l
         assert [str(e) for e in errors] == ["handler bug"] and not sub.closed
     finally:
         sub.abort()
+
+
+def test_every_cluster_counter_is_documented(tmp_path: Path) -> None:
+    api = Api(make_project(tmp_path / "p"), overrides={"redis_url": "redis://127.0.0.1:1/0"})
+    text = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    table = text.split("### The cluster's counters", 1)[1].split("```promql", 1)[0]
+    documented = {name for row in table.splitlines() if row.startswith("| `")
+                  for name in row.split("|")[1].replace("`", "").replace(",", " ").split()}
+    assert documented == set(api.cluster.counters)
