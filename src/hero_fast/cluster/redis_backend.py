@@ -18,7 +18,9 @@ key                        type    what
 
 Channels: ``P r:<room>`` (one per room; a node subscribes only while it has local members
 there), ``P n:N`` (messages for node N: server push, liveness probe), ``P ctl`` (room
-created/destroyed). Message formats: :mod:`hero_fast.cluster.bus`.
+created/destroyed). Message formats: :mod:`hero_fast.cluster.bus`; with ``cluster.secret``
+each is signed (:mod:`hero_fast.cluster.signing`) and one that is unsigned, badly signed,
+stale or replayed is dropped and counted (``unsigned``, ``bad_signature``, ``replayed``).
 
 Presence: a member is visible while its node's ``rm`` hash lives; a node that dies
 without cleaning up (SIGKILL, power loss) stops refreshing, so its members vanish from

@@ -21,7 +21,6 @@ check on top: a message older than ``MAX_AGE_MS`` (or as far in the future), or 
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import time
 
@@ -55,7 +54,7 @@ class Signer:
 
     def __init__(self, secret: str | None, previous: str | None = None) -> None:
         self.enabled = bool(secret)
-        self._keys = [k.encode() for k in (secret, previous) if k]
+        self._keys = [hmac.new(k.encode(), digestmod="sha256") for k in (secret, previous) if k]
         self._seq = 0
 
     def seal(self, channel: bytes, body: bytes) -> bytes:
@@ -63,7 +62,7 @@ class Signer:
             return body
         self._seq += 1
         signed = b"%012x.%016x." % (int(time.time() * 1000), self._seq) + body
-        return _MAGIC + _mac(self._keys[0], channel, signed).encode() + b"." + signed
+        return _MAGIC + _mac(self._keys[0], channel, signed) + b"." + signed
 
     def open(self, channel: bytes, data: bytes) -> tuple[bytes, int, int]:
         """``(body, t, q)`` of a message sealed for ``channel`` with an accepted key
@@ -79,7 +78,10 @@ class Signer:
             raise SignatureError("bad_signature", "malformed signature header")
         mac = data[len(_MAGIC):_MAC_END]
         rest = data[_MAC_END + 1:]
-        if not any(hmac.compare_digest(mac, _mac(key, channel, rest).encode()) for key in self._keys):
+        for key in self._keys:
+            if hmac.compare_digest(mac, _mac(key, channel, rest)):
+                break
+        else:
             raise SignatureError("bad_signature", "signature does not match (another cluster.secret?)")
         try:
             return data[HEADER_SIZE:], int(data[_MAC_END + 1:_T_END], 16), int(data[_T_END + 1:_Q_END], 16)
@@ -87,8 +89,14 @@ class Signer:
             raise SignatureError("bad_signature", "malformed time or sequence") from None
 
 
-def _mac(key: bytes, channel: bytes, signed: bytes) -> str:
-    return hmac.new(key, b"%d:" % len(channel) + channel + signed, hashlib.sha256).hexdigest()
+def _mac(keyed: hmac.HMAC, channel: bytes, signed: bytes) -> bytes:
+    # Copying an HMAC already keyed skips hashing the key pads: 1.8 µs here for a 250-byte
+    # message, against 2.7 µs for hmac.digest(key, ...) and 14 µs for hmac.new(key, ...).
+    mac = keyed.copy()
+    mac.update(b"%d:" % len(channel))
+    mac.update(channel)
+    mac.update(signed)
+    return mac.hexdigest().encode()
 
 
 class ReplayGuard:
