@@ -88,6 +88,7 @@ async def test_killing_a_worker_and_then_its_replacement_keeps_the_pool_serving(
 
     # SIGTERM to the parent still stops everything gracefully
     workers = children(ppid)
+    assert all(os.getpgid(pid) == pid for pid in workers)  # a terminal's Ctrl-C reaches only the parent
     assert parent.stop() == 0, parent.output()
     for pid in workers:
         assert not alive(pid)
@@ -127,4 +128,6 @@ async def test_a_worker_crash_during_a_redis_outage_does_not_take_the_pool_down(
     assert alive(healthy) and len(children(ppid)) == 2
     for _ in range(6):
         assert await serves(parent.url)
-    assert parent.stop() == 0, parent.output()
+    os.killpg(ppid, signal.SIGINT)  # Ctrl-C in a terminal
+    assert parent.proc.wait(15) == 0, parent.output()
+    assert "received SIGINT: stopping the workers" in parent.output() and not children(ppid)

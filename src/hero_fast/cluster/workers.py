@@ -26,6 +26,8 @@ What the supervisor does:
 - SIGINT/SIGTERM: every worker gets SIGTERM and stops gracefully; a further signal is
   forwarded to them again. A worker still there after its shutdown budget
   (``general.shutdownTimeout`` + ``servers.websocket.closeTimeout`` + 5 s) is killed.
+  Workers run in their own process groups, so that a terminal's Ctrl-C reaches the
+  supervisor only (and each worker gets one signal, not two).
 
 Every start, death (pid, exit status or signal, time since start) and restart (its delay)
 is logged under ``hero_fast.workers``.
@@ -89,14 +91,18 @@ def describe_exit(returncode: int) -> str:
     return f"killed by signal {-returncode} ({name})"
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Linux: the worker gets SIGTERM (a graceful stop) if the supervisor dies, even by SIGKILL."""
-    try:
-        import ctypes
+def _worker_preexec() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """A worker leads its own process group, so a terminal's Ctrl-C reaches only the
+    supervisor, which then stops each worker with one SIGTERM (a second signal may force a
+    worker out). Linux: the worker also gets SIGTERM if the supervisor dies, even by SIGKILL."""
+    os.setpgid(0, 0)
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
 
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except Exception:
+            pass
 
 
 @dataclass
@@ -333,5 +339,5 @@ def serve_workers(project: Path, workers: int, overrides: Mapping[str, Any], env
     grace = config["general"]["shutdownTimeout"] + config["servers"]["websocket"]["closeTimeout"] + 5
     log.info("starting %d workers on %s:%s; stop with Ctrl-C or SIGTERM", workers, host, port)
     supervisor = Supervisor(command, child_env, workers, grace,
-                            preexec=_die_with_parent if sys.platform.startswith("linux") else None)
+                            preexec=_worker_preexec)
     return supervisor.run()
