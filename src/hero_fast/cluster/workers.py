@@ -116,7 +116,6 @@ class _Slot:
     ready_at: float | None = None
     deaths: int = 0  # consecutive deaths (reset once a worker was stable)
     restart_at: float | None = None
-    given_up: bool = False
     slow_reported: bool = False
 
     @property
@@ -157,7 +156,7 @@ class Supervisor:
         except OSError as exc:
             os.close(read_end)
             slot.proc = None
-            self._schedule_restart(slot, time.monotonic(), f"could not be started ({exc})", ran=None)
+            self._schedule_restart(slot, time.monotonic(), f"{slot.name} could not be started ({exc})", ran=None)
             return
         finally:
             os.close(write_end)
@@ -202,7 +201,6 @@ class Supervisor:
                 log.error("%s %s before it was ready: the pool failed at startup; stopping the others",
                           name, what)
                 return returncode
-            slot.given_up = True
             remaining = sum(s.proc is not None or s.restart_at is not None for s in self.slots)
             log.error("%s %s before it was ready: a configuration or code error (see its output); "
                       "not restarting it, %d workers remain", name, what, remaining)
