@@ -7,7 +7,9 @@ on the first). Scenarios:
 - ``memory-1``: one process, the default in-memory backend (the embedded baseline);
 - ``redis-1``:  one process with ``redis_url`` set (every say is also published);
 - ``redis-2``:  two processes, receivers split half/half; the second process gets each
-  message from Redis pub/sub and fans it out to its own half.
+  message from Redis pub/sub and fans it out to its own half;
+- ``redis-2-signed``: the same with ``cluster.secret`` set (every bus message signed and
+  checked); not in the default set, ask for it with ``--scenario``.
 
 The sender keeps ``--window`` bursts of ``--burst`` messages in flight: it sends the next
 burst once every receiver has everything but the last ``window - 1`` bursts (so no queue
@@ -46,7 +48,9 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 ROOM = "bench"
-SCENARIOS = {"memory-1": (1, False), "redis-1": (1, True), "redis-2": (2, True)}
+# name → (processes, on Redis, bus signed with cluster.secret)
+SCENARIOS = {"memory-1": (1, False, False), "redis-1": (1, True, False), "redis-2": (2, True, False),
+             "redis-2-signed": (2, True, True)}
 
 
 def log(*args: Any) -> None:
@@ -63,7 +67,7 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, project: Path, redis_url: str | None, prefix: str, src: Path) -> None:
+    def __init__(self, project: Path, redis_url: str | None, prefix: str, src: Path, signed: bool = False) -> None:
         self.port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("HERO_FAST")}
         env.update({
@@ -74,6 +78,8 @@ class Server:
             "HERO_FAST__servers__websocket__maxMessagesPerSecond": "0",
             "HERO_FAST__cluster__prefix": json.dumps(prefix),
         })
+        if signed:
+            env["HERO_FAST__cluster__secret"] = json.dumps("bench-secret-" + prefix)
         env["PYTHONPATH"] = str(src) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         cmd = [sys.executable, "-m", "hero_fast.cli", "serve", "--project", str(project), "--port",
                str(self.port), "--log-level", "warning"]
@@ -235,14 +241,14 @@ class WsPeer(asyncio.Protocol):
 
 
 async def run_scenario(name: str, args: argparse.Namespace, project: Path) -> dict[str, Any]:
-    processes, use_redis = SCENARIOS[name]
+    processes, use_redis, signed = SCENARIOS[name]
     prefix = f"bench-{uuid.uuid4().hex[:8]}:"
     servers: list[Server] = []
     peers: list[WsPeer] = []
     loop = asyncio.get_running_loop()
     try:
         for _ in range(processes):
-            servers.append(Server(project, args.redis_url if use_redis else None, prefix, args.src))
+            servers.append(Server(project, args.redis_url if use_redis else None, prefix, args.src, signed))
         bench = Bench()
         # receivers: round-robin over the servers
         for i in range(args.receivers):

@@ -34,6 +34,7 @@ from hero_fast.actions import ActionRegistry
 from hero_fast.chat import ChatError, ChatRooms
 from hero_fast.client_js import write_client
 from hero_fast.cluster import create_backend
+from hero_fast.cluster.workers import notify_ready
 from hero_fast.config import ConfigError, engine_options, load_config
 from hero_fast.connections import Connections
 from hero_fast.initializers import Initializers
@@ -340,6 +341,7 @@ class Api:
         web = self.config["servers"]["web"]
         scheme = "https" if web.get("certfile") else "http"
         print(f"hero-fast serving {self.project_dir} on {scheme}://{host or web['host']}:{self.port}/", flush=True)
+        notify_ready()  # tells a --workers supervisor this process listens (no-op otherwise)
         await stop.wait()
         await self.stop()
 

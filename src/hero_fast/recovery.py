@@ -339,6 +339,8 @@ class Recovery:
             r.replayed(conn, None)
             return HistoryGap("no offset")
         offset, epoch = client
+        messages: list[bytes]
+        gap: HistoryGap | None
         try:
             messages, gap = await _value(self.api.cluster.history_since(room, offset, epoch))
         except Exception as exc:  # the cluster backend is down: what is missing is unknown

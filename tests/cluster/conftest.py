@@ -98,6 +98,11 @@ async def redis(redis_url: str) -> AsyncIterator[RespConnection]:
     conn.abort()
 
 
+def pushed(push: dict[str, Any]) -> Any:
+    """A predicate: ``push`` as the receiver gets it (numbered with ``pushSeq`` for recovery)."""
+    return lambda m: isinstance(m, dict) and {k: v for k, v in m.items() if k != "pushSeq"} == push
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -112,11 +117,11 @@ ACTIONS = textwrap.dedent(
 
     class PushTo(Action):
         name = "pushTo"
-        description = "api.cluster.send(id, message)"
+        description = "api.connections.send(id, message)"
         inputs = {"id": Input(required=True), "message": Input(required=True)}
 
         async def run(self, data):
-            return {"sent": await data.api.cluster.send(data.params["id"], data.params["message"])}
+            return {"sent": (await data.api.connections.send(data.params["id"], data.params["message"])).value}
 
     class RoomCreate(Action):
         name = "roomCreate"
@@ -276,8 +281,18 @@ class RedisServer:
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)  # in case it was paused
             self.proc.kill()
             self.proc.wait(5)
+
+    def pause(self) -> None:
+        """SIGSTOP: Redis hangs (connections stay open, nothing is answered)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
 
 
 @pytest.fixture

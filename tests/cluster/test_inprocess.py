@@ -4,6 +4,7 @@ inside a node: silence its subscriber, read its counters)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -12,13 +13,14 @@ from typing import Any
 
 import pytest
 
+from hero_fast import Sent
 from hero_fast.app import Api
 from hero_fast.chat import ChatError
 from hero_fast.client import Client
 from hero_fast.cluster import ClusterError, MemoryBackend
 from hero_fast.cluster.redis_backend import RedisBackend
 
-from .conftest import eventually, free_port, make_project, node_env
+from .conftest import eventually, free_port, make_project, node_env, pushed
 
 T = 5.0
 
@@ -87,10 +89,10 @@ async def test_memory_backend_send_is_local(tmp_path: Path) -> None:
     await api.start(port=0)
     try:
         c = await client(api, None)
-        wait = asyncio.ensure_future(c.wait_for(lambda m: m == {"context": "alert", "x": 1}, timeout=T))
-        assert await api.cluster.send(await c.fetch_id(), {"context": "alert", "x": 1}) is True
+        wait = asyncio.ensure_future(c.wait_for(pushed({"context": "alert", "x": 1}), timeout=T))
+        assert await api.connections.send(await c.fetch_id(), {"context": "alert", "x": 1}) is Sent.LOCAL
         await wait
-        assert await api.cluster.send("nobody", {}) is False
+        assert await api.connections.send("nobody", {}) is Sent.NOWHERE
         await c.disconnect()
     finally:
         await api.stop()
@@ -279,3 +281,274 @@ async def test_rooms_a_node_could_not_publish_to_are_announced(pair: tuple[Api, 
     await crosses(ca, cb)
     await ca.disconnect()
     await cb.disconnect()
+
+
+async def test_rooms_a_node_creates_at_boot_are_announced_to_running_nodes(tmp_path: Path, redis_url: str,
+                                                                          prefix: str) -> None:
+    project = make_project(tmp_path / "p")
+    a = Api(project, overrides=overrides(redis_url, prefix))
+    await a.start(port=0)
+    rooms = {"defaultRoom": {}, "bootRoom": {}}
+    b = Api(project, overrides={**overrides(redis_url, prefix), "general": {"startingChatRooms": rooms}})
+    try:
+        ca = await client(a, None)
+        assert "room does not exist" in (await ca.room_add("bootRoom"))["error"]  # b is not there yet
+        await b.start(port=0)
+        # b's boot rooms reach a without any outage or restart of a
+        await eventually(lambda: a.chat_room.exists("bootRoom"), T, what="bootRoom known on a")
+        assert (await ca.room_add("bootRoom"))["status"] == "OK"
+        cb = await client(b, "bootRoom")
+        await crosses(ca, cb, "bootRoom")
+        await ca.disconnect()
+        await cb.disconnect()
+    finally:
+        await asyncio.wait_for(a.stop(), 10)
+        await asyncio.wait_for(b.stop(), 10)
+
+
+async def test_rooms_created_or_destroyed_while_the_bus_was_down_are_announced_after(
+        pair: tuple[Api, Api], redis: Any, prefix: str) -> None:
+    a, b = pair
+    a.cluster.connected = False  # type: ignore[attr-defined]
+    a.chat_room.add("madeWhileDown")
+    a.chat_room.destroy("anotherRoom")
+    a.cluster.connected = True  # type: ignore[attr-defined]
+    await eventually(lambda: b.chat_room.exists("madeWhileDown") and not b.chat_room.exists("anotherRoom"), T,
+                     what="both changes announced to b")
+    rooms = set(await redis.execute(b"SMEMBERS", f"{prefix}rooms".encode()))
+    assert b"madeWhileDown" in rooms and b"anotherRoom" not in rooms
+    assert not a.chat_room.exists("anotherRoom")  # and not brought back to a by its own resync
+
+
+# -- the signed bus ---------------------------------------------------------------------------------
+
+SECRET = "s3cret-for-the-tests-0123456789"
+
+
+@pytest.fixture
+async def signed_pair(tmp_path: Path, redis_url: str, prefix: str) -> AsyncIterator[tuple[Api, Api]]:
+    project = make_project(tmp_path / "p")
+    a = Api(project, overrides=overrides(redis_url, prefix, secret=SECRET))
+    b = Api(project, overrides=overrides(redis_url, prefix, secret=SECRET))
+    await a.start(port=0)
+    await b.start(port=0)
+    yield a, b
+    await asyncio.wait_for(a.stop(), 10)
+    await asyncio.wait_for(b.stop(), 10)
+
+
+async def capture(redis_url: str, channel: bytes) -> tuple[Any, list[bytes]]:
+    """A raw subscriber on ``channel``; returns (connection, the messages it receives)."""
+    from hero_fast.cluster.resp import open_connection, parse_redis_url
+
+    got: list[bytes] = []
+    conn = await open_connection(parse_redis_url(redis_url), timeout=T, select_db=False,
+                                 on_push=lambda r: got.append(r[2]) if r[0] == b"message" else None)
+    conn.subscribe([channel])
+    await asyncio.sleep(0.2)
+    return conn, got
+
+
+async def test_signed_bus_carries_everything_and_drops_forgeries(signed_pair: tuple[Api, Api], redis: Any,
+                                                                 redis_url: str, prefix: str,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    from hero_fast.cluster.signing import Signer
+
+    a, b = signed_pair
+    ca, cb = await client(a), await client(b)
+    received: list[Any] = []
+    cb.on("message", received.append)
+    await crosses(ca, cb)
+    await crosses(cb, ca)
+    push = {"context": "alert", "signed": True}
+    wait = asyncio.ensure_future(cb.wait_for(pushed(push), timeout=T))
+    assert await a.connections.send(await cb.fetch_id(), push) is Sent.REMOTE
+    await wait
+
+    room_ch = f"{prefix}r:defaultRoom".encode()
+    node_ch = f"{prefix}n:{b.cluster.node_id}".encode()
+    ctl_ch = f"{prefix}ctl".encode()
+    destroy = b'{"k":"roomDestroy","o":"' + a.cluster.node_id.encode() + b'","r":"defaultRoom"}'
+    say = b'{"k":"say","o":"x","p":{"message":"forged","room":"defaultRoom","from":0,"context":"user"}}'
+    send = b'{"k":"send","o":"x","c":"' + (await cb.fetch_id()).encode() + b'","m":{"forged":1}}'
+    wrong = Signer("another-secret-0123456789")
+    forged = [(ctl_ch, destroy), (room_ch, say), (node_ch, send), (ctl_ch, destroy)]
+    badly_signed = [(ch, wrong.seal(ch, data)) for ch, data in forged]
+    moved = [(ctl_ch, b.cluster._seal(room_ch, destroy))]  # type: ignore[attr-defined]  # signed for another channel
+    for ch, data in forged + badly_signed + moved:
+        assert await redis.execute(b"PUBLISH", ch, data) >= 1
+    counters = b.cluster.counters
+    await eventually(lambda: counters["unsigned"] == 4 and counters["bad_signature"] == 5, T,
+                     what="forgeries counted")
+
+    # a replayed genuine message is dropped too
+    conn, seen = await capture(redis_url, ctl_ch)
+    try:
+        a.chat_room.add("fresh")
+        await eventually(lambda: b.chat_room.exists("fresh") and seen, T, what="a genuine roomAdd")
+        b.chat_room.destroy("fresh")
+        await eventually(lambda: not a.chat_room.exists("fresh"), T, what="the room destroyed everywhere")
+        await redis.execute(b"PUBLISH", ctl_ch, seen[0])
+        await eventually(lambda: counters["replayed"] == 1, T, what="the replay counted")
+    finally:
+        conn.abort()
+    assert not b.chat_room.exists("fresh") and not a.chat_room.exists("fresh")
+
+    # nothing forged got through: the room stands with both members, no forged push or say arrived
+    assert a.chat_room.exists("defaultRoom") and b.chat_room.exists("defaultRoom")
+    assert (await ca.room_view("defaultRoom"))["data"]["membersCount"] == 2
+    await crosses(ca, cb)
+    assert received and not [m for m in received if "forged" in str(m)]
+    assert counters["handler_errors"] == 0 and b.cluster.connected
+    # one warning per kind of refusal, however many there were (rate-limited)
+    mine = f"node {b.cluster.node_id} refused a message"
+    refusals = [r.getMessage() for r in caplog.records if mine in r.getMessage()]
+    assert sorted(m.split("(", 1)[1].split(")")[0] for m in refusals) == ["bad_signature", "replayed", "unsigned"]
+    await ca.disconnect()
+    await cb.disconnect()
+
+
+async def test_key_rotation_nodes_with_either_key_talk(tmp_path: Path, redis_url: str, prefix: str) -> None:
+    old, new = "the-old-secret-0123456789", "the-new-secret-0123456789"
+    project = make_project(tmp_path / "p")
+    a = Api(project, overrides=overrides(redis_url, prefix, secret=old, previousSecret=new))  # first step
+    b = Api(project, overrides=overrides(redis_url, prefix, secret=new, previousSecret=old))  # second step
+    await a.start(port=0)
+    await b.start(port=0)
+    try:
+        ca, cb = await client(a), await client(b)
+        await crosses(ca, cb)
+        await crosses(cb, ca)
+        assert a.cluster.counters["bad_signature"] == b.cluster.counters["bad_signature"] == 0
+        await ca.disconnect()
+        await cb.disconnect()
+    finally:
+        await asyncio.wait_for(a.stop(), 10)
+        await asyncio.wait_for(b.stop(), 10)
+
+
+async def test_an_unsigned_bus_is_announced_at_boot(tmp_path: Path, redis_url: str, prefix: str,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    for secret, warned in ((None, True), (SECRET, False)):
+        caplog.clear()
+        api = Api(make_project(tmp_path / "p"), overrides=overrides(redis_url, prefix, secret=secret))
+        await api.start(port=0)
+        await api.stop()
+        unsigned = [r for r in caplog.records if "cluster bus is unsigned" in r.getMessage()]
+        assert len(unsigned) == (1 if warned else 0)
+        assert all(r.levelname == "WARNING" for r in unsigned)
+
+
+# -- what the operator is told ----------------------------------------------------------------------
+
+
+async def test_a_silent_redis_at_start_is_reported_with_what_was_waited_for(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as silent:  # accepts connections (the kernel does) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        api = Api(make_project(tmp_path / "p"),
+                  overrides={"redis_url": f"redis://127.0.0.1:{port}/0", "cluster": {"commandTimeout": 0.3}})
+        with pytest.raises(ClusterError) as info:
+            await api.start(port=0)
+    assert f"cannot use Redis at redis://127.0.0.1:{port}/0: RedisTimeout: Redis did not answer within 0.3 s " \
+           f"(connecting to 127.0.0.1:{port}" in str(info.value)
+
+
+async def test_a_hung_redis_is_logged_with_the_error_type_and_what_was_waited_for(
+        tmp_path: Path, private_redis: Any, prefix: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="hero_fast.cluster")
+    api = Api(make_project(tmp_path / "p"),
+              overrides=overrides(private_redis.url, prefix, commandTimeout=0.3, probeInterval=100, leaseTtl=600))
+    await api.start(port=0)
+    try:
+        private_redis.pause()
+        try:
+            await eventually(lambda: api.cluster.counters["reconnect_failures"] >= 2, 10, what="reconnects failing")
+        finally:
+            private_redis.resume()
+        await eventually(lambda: api.cluster.connected, 10, what="reconnected")
+    finally:
+        await asyncio.wait_for(api.stop(), 10)
+    lines = [r.getMessage() for r in caplog.records if r.name == "hero_fast.cluster"]
+    assert not [m for m in lines if m.rstrip().endswith(":") or "()" in m or ": ;" in m], lines
+    down = [m for m in lines if m.startswith("cluster bus still down")]
+    assert down and all("RedisTimeout: Redis did not answer within 0.3 s (" in m for m in down), down
+
+
+async def test_error_replies_nobody_awaits_are_logged_counted_and_exported(
+        tmp_path: Path, redis_url: str, prefix: str, redis: Any, caplog: pytest.LogCaptureFixture) -> None:
+    api = Api(make_project(tmp_path / "p"), overrides={**overrides(redis_url, prefix), "metrics": {"enabled": True}})
+    await api.start(port=0)
+    try:
+        await redis.execute(b"DEL", f"{prefix}rooms".encode())
+        await redis.execute(b"SET", f"{prefix}rooms".encode(), b"not a set")  # every SADD now fails
+        for i in range(5):
+            api.chat_room.add(f"room{i}")
+        await eventually(lambda: api.cluster.counters["error_replies"] == 5, T, what="error replies counted")
+        assert api.cluster.connected
+        warnings = [r.getMessage() for r in caplog.records if "Redis refused" in r.getMessage()]
+        assert len(warnings) == 1 and "Redis refused SADD" in warnings[0] and "WRONGTYPE" in warnings[0], warnings
+        assert api.metrics is not None
+        body = api.metrics.render()[0].decode()
+        assert 'hero_fast_cluster_events_total{event="error_replies"} 5.0' in body
+        for event in ("push_errors", "handler_errors", "unsigned", "bad_signature", "replayed"):
+            assert f'hero_fast_cluster_events_total{{event="{event}"}} 0.0' in body
+    finally:
+        await asyncio.wait_for(api.stop(), 10)
+
+
+async def test_handler_errors_are_logged_with_the_message_kind(pair: tuple[Api, Api], redis: Any, prefix: str,
+                                                               caplog: pytest.LogCaptureFixture,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    a, b = pair
+    cb = await client(b)
+
+    def broken(room: str, payload: Any) -> int:
+        raise RuntimeError("a bug in delivery")
+
+    monkeypatch.setattr(b.chat_room, "deliver_remote", broken)
+    for n in range(3):
+        a.chat_room.broadcast("defaultRoom", n)
+    await eventually(lambda: b.cluster.counters["handler_errors"] == 3, T, what="handler errors counted")
+    logged = [r for r in caplog.records if "failed to handle" in r.getMessage()]
+    assert len(logged) == 1 and "'say' message" in logged[0].getMessage() and logged[0].exc_info is not None
+    assert "a bug in delivery" in str(logged[0].exc_info[1])
+    await cb.disconnect()
+
+
+async def test_an_exception_in_the_push_handler_is_reported_and_the_subscriber_lives(redis_url: str, redis: Any,
+                                                                                    prefix: str) -> None:
+    from hero_fast.cluster.resp import open_connection, parse_redis_url
+
+    seen: list[bytes] = []
+    errors: list[Exception] = []
+
+    def on_push(reply: list[Any]) -> None:
+        if reply[0] == b"message":
+            seen.append(reply[2])
+            if reply[2] == b"boom":
+                raise RuntimeError("handler bug")
+
+    sub = await open_connection(parse_redis_url(redis_url), timeout=T, select_db=False, on_push=on_push,
+                                on_push_error=errors.append)
+    try:
+        channel = f"{prefix}test".encode()
+        sub.subscribe([channel])
+        await eventually(lambda: redis.execute(b"PUBLISH", channel, b"boom"), T, what="subscribed")
+        await redis.execute(b"PUBLISH", channel, b"after")
+        await eventually(lambda: b"after" in seen, T, what="the next message")
+        assert [str(e) for e in errors] == ["handler bug"] and not sub.closed
+    finally:
+        sub.abort()
+
+
+def test_every_cluster_counter_is_documented(tmp_path: Path) -> None:
+    api = Api(make_project(tmp_path / "p"), overrides={"redis_url": "redis://127.0.0.1:1/0"})
+    text = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    table = text.split("### The cluster's counters", 1)[1].split("```promql", 1)[0]
+    documented = {name for row in table.splitlines() if row.startswith("| `")
+                  for name in row.split("|")[1].replace("`", "").replace(",", " ").split()}
+    assert documented == set(api.cluster.counters)

@@ -14,7 +14,7 @@ import pytest
 
 from hero_fast.client import Client
 
-from .conftest import eventually, redis_conn
+from .conftest import eventually, pushed, redis_conn
 
 pytestmark = pytest.mark.slow
 
@@ -88,13 +88,13 @@ async def test_say_roomview_send_and_rooms_cross_nodes(nodes: Any) -> None:
 
         # server push to a connection on the other node
         push = {"context": "alert", "hello": "from A"}
-        wait = asyncio.ensure_future(cb.wait_for(lambda m: m == push, timeout=T))
+        wait = asyncio.ensure_future(cb.wait_for(pushed(push), timeout=T))
         r = await ca1.action("pushTo", {"id": await cb.fetch_id(), "message": push})
-        assert r.get("sent") is True, r
-        assert await wait == push
-        assert (await ca1.action("pushTo", {"id": "no-such-connection", "message": push}))["sent"] is False
+        assert r.get("sent") == "remote", r
+        assert pushed(push)(await wait)
+        assert (await ca1.action("pushTo", {"id": "no-such-connection", "message": push}))["sent"] == "nowhere"
         assert (await cb.action("pushTo", {"id": await cb.fetch_id(), "message": {"context": "alert", "local": 1}}))[
-            "sent"] is True
+            "sent"] == "local"
 
         # a room made on B is joinable on A; a broadcast from A's server code (no local
         # member there) reaches B's members

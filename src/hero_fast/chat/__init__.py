@@ -66,11 +66,11 @@ class Room:
         socks = self._sockets
         if socks is None:
             socks = []
-            others = []
+            others: list[Connection] = []
             for cid, (c, _) in self.members.items():
                 if cid in self.replaying:
                     continue
-                if type(c.ws) is WsConnection:
+                if isinstance(c.ws, WsConnection):  # the engine's (a subclass for asyncio)
                     socks.append(c.ws)
                 elif c.ws is not None:
                     others.append(c)  # e.g. hero_fast.testing's in-process connections

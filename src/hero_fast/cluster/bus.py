@@ -5,7 +5,9 @@ Anyone who can ``PUBLISH`` on the Redis server can put bytes on these channels, 
 message is accepted only if it is small enough (checked before parsing), is JSON (orjson)
 holding an object, names one of the kinds allowed on the channel it came from, and each
 field has the expected type and size. The kind selects a handler from a fixed dict; no
-name from the bus is ever looked up as an attribute or method.
+name from the bus is ever looked up as an attribute or method. With ``cluster.secret``
+set, what travels is the message behind a signature (:mod:`hero_fast.cluster.signing`),
+checked before any of this.
 
 Channels (``P`` = ``cluster.prefix``):
 
@@ -44,7 +46,10 @@ MAX_ROOM_NAME = 1024
 
 
 class BusError(ValueError):
-    """A bus message that is refused; the text says why (for counters and debug logs)."""
+    """A bus message that is refused; the text says why (for logs), ``counter`` names the
+    backend counter it is counted in."""
+
+    counter = "invalid"
 
 
 def _node(v: Any) -> bool:

@@ -18,7 +18,9 @@ key                        type    what
 
 Channels: ``P r:<room>`` (one per room; a node subscribes only while it has local members
 there), ``P n:N`` (messages for node N: server push, liveness probe), ``P ctl`` (room
-created/destroyed). Message formats: :mod:`hero_fast.cluster.bus`.
+created/destroyed). Message formats: :mod:`hero_fast.cluster.bus`; with ``cluster.secret``
+each is signed (:mod:`hero_fast.cluster.signing`) and one that is unsigned, badly signed,
+stale or replayed is dropped and counted (``unsigned``, ``bad_signature``, ``replayed``).
 
 Presence: a member is visible while its node's ``rm`` hash lives; a node that dies
 without cleaning up (SIGKILL, power loss) stops refreshing, so its members vanish from
@@ -40,9 +42,13 @@ each of its rooms::
 A node that could not publish to a room while its connection was down (or backlogged)
 sends a ``missed`` message on that room's channel once it is back, and the other nodes
 push the same notice to their members of that room. Messages published while the bus
-was down are not replayed. Room creations and
-destructions made elsewhere during an outage are picked up from ``P rooms`` afterwards
-(a room destroyed during an outage can come back if another node still knew it).
+was down are not replayed.
+
+Rooms: a node announces each room it creates or destroys on ``P ctl``. One created or
+destroyed while its bus is not up (its ``startingChatRooms``, made at boot before it
+connects, or any change during an outage) is announced as soon as it is connected; the
+rooms the others made meanwhile are read from ``P rooms`` then. A room destroyed during
+an outage can come back if Redis lost its data and another node still knew the room.
 """
 
 from __future__ import annotations
@@ -67,11 +73,15 @@ from hero_fast.cluster.resp import (
     RedisAddress,
     RespConnection,
     RespError,
+    describe,
     open_connection,
     parse_redis_url,
     redact_url,
+    within,
 )
-from hero_fast.connections import ConnectionMiddleware
+from hero_fast.cluster.signing import HEADER_SIZE, ReplayGuard, Signer
+from hero_fast.connections import Sent
+from hero_fast.middleware import ConnectionMiddleware
 
 if TYPE_CHECKING:
     from hero_fast.app import Api
@@ -87,6 +97,8 @@ _CHUNK = 500  # members / ids per HSET, SADD or HDEL command
 # slow) drops further publishes instead of buffering without bound; they are counted.
 _MAX_BACKLOG = 100_000
 _MAX_BUFFERED = 64 << 20
+#: Seconds between two warnings of one kind (refused messages, handler errors, error replies).
+_WARN_EVERY = 10.0
 _MISSED_TEXT = "the server lost its connection to the cluster bus; you may have missed messages in this room"
 
 # Errors that mean "Redis is not there right now".
@@ -129,8 +141,12 @@ class RedisBackend(ClusterBackend):
         self.k_node_conns = p + b"nc:" + node
         self.ch_node = p + b"n:" + node
         self.ch_ctl = p + b"ctl"
+        self._signer = Signer(cfg.get("secret"), cfg.get("previousSecret"))
+        self._replay = ReplayGuard()
+        # where the bus message starts in what travels (after the signature, if any)
+        self._body_at = HEADER_SIZE if self._signer.enabled else 0
         self._say_prefix = _bus.say_prefix(self.node_id)
-        self.max_payload = self.max_bus - len(self._say_prefix) - 1
+        self.max_payload = self.max_bus - self._body_at - len(self._say_prefix) - 1
 
         self.counters = {
             "published": 0,  # say messages published
@@ -138,7 +154,12 @@ class RedisBackend(ClusterBackend):
             "received": 0,  # bus messages accepted
             "delivered_remote": 0,  # local deliveries of say messages from other nodes
             "invalid": 0,  # bus messages refused by the decoder
+            "unsigned": 0,  # refused: not signed (cluster.secret set)
+            "bad_signature": 0,  # refused: signed with another key, or tampered with
+            "replayed": 0,  # refused: signed, but too old or seen before
             "handler_errors": 0,  # accepted messages whose handling raised
+            "push_errors": 0,  # the subscriber's last-line guard caught an exception
+            "error_replies": 0,  # error replies to commands nobody awaits (e.g. NOPERM)
             "sent_remote": 0,  # api.cluster.send handed to another node
             "send_received": 0,  # pushes from other nodes delivered here
             "send_unknown": 0,  # pushes for a connection no longer here
@@ -173,9 +194,12 @@ class RedisBackend(ClusterBackend):
         self._sub_pending: dict[bytes, asyncio.Future[None]] = {}
         # rooms whose say could not be published (bus down or backlogged): announced later
         self._dropped_rooms: dict[str, float] = {}
+        # rooms created (True) or destroyed (False) here while the bus was not up: announced at resync
+        self._unannounced: dict[str, bool] = {}
         self._probe_seq = 0
         self._probe_outstanding: int | None = None
-        self._last_invalid_log = 0.0
+        # warning key → (when last logged, how many since were not logged)
+        self._warned: dict[str, tuple[float, int]] = {}
         self._handlers: dict[str, Callable[[dict[str, Any]], None]] = {
             "send": self._on_send,
             "probe": self._on_probe,
@@ -214,7 +238,7 @@ class RedisBackend(ClusterBackend):
         except _DOWN as exc:
             self.connected = False
             self._close_connections()
-            raise ClusterError(f"cannot use Redis at {redact_url(self.url)}: {exc or type(exc).__name__}") from exc
+            raise ClusterError(f"cannot use Redis at {redact_url(self.url)}: {describe(exc)}") from exc
         self._started = True
         self.api.connections.add_middleware(
             ConnectionMiddleware("hero_fast.cluster", priority=0, create=self._conn_created,
@@ -223,6 +247,9 @@ class RedisBackend(ClusterBackend):
         self._tasks = [loop.create_task(self._supervise()), loop.create_task(self._maintain())]
         log.info("cluster node %s (pid %d) joined through Redis %s", self.node_id, os.getpid(),
                  redact_url(self.url))
+        if not self._signer.enabled:
+            log.warning("the cluster bus is unsigned (cluster.secret is not set): whoever can PUBLISH on this "
+                        "Redis can inject chat messages, pushes and room changes; see docs/deployment.md")
 
     async def stop(self) -> None:
         if self._stopping or not self._started:
@@ -238,10 +265,10 @@ class RedisBackend(ClusterBackend):
         cmd = self._cmd
         if cmd is not None and self.connected:
             try:
-                await asyncio.wait_for(self._sweep_self(cmd), self.timeout)
+                await within(self._sweep_self(cmd), self.timeout, "removing this node's state")
             except _DOWN as exc:
                 log.warning("cluster node %s could not clean up in Redis: %s (its leases expire in %d ms)",
-                            self.node_id, exc, self.lease_ms)
+                            self.node_id, describe(exc), self.lease_ms)
         self.connected = False
         self._close_connections()
         log.info("cluster node %s left", self.node_id)
@@ -277,21 +304,23 @@ class RedisBackend(ClusterBackend):
         self._close_connections()
         name = f"hero-fast-{self.node_id}"
         cmd = self._cmd = await open_connection(self.address, timeout=self.timeout, name=name + "-cmd",
-                                                on_lost=self._connection_lost)
+                                                on_lost=self._connection_lost, on_error_reply=self._on_error_reply)
         sub = await open_connection(self.address, timeout=self.timeout, name=name + "-sub", select_db=False,
-                                    on_push=self._on_push, on_lost=self._connection_lost)
+                                    on_push=self._on_push, on_lost=self._connection_lost,
+                                    on_error_reply=self._on_error_reply, on_push_error=self._on_push_error)
         if self._cmd is not cmd:  # lost meanwhile
             sub.abort()
             raise ConnectionError("Redis connection lost while connecting")
         self._sub = sub
         # From here on joins subscribe by themselves; this covers the rooms known so far.
-        await asyncio.wait_for(self._subscribe([self.ch_node, self.ch_ctl, *self._channels]), self.timeout)
+        channels = [self.ch_node, self.ch_ctl, *self._channels]
+        await within(self._subscribe(channels), self.timeout, f"subscribing to {len(channels)} channels")
         if self._cmd is not cmd or self._sub is not sub:
             raise ConnectionError("Redis connection lost while connecting")
         self._probe_outstanding = None
         self.connected = True
         self._dirty = True
-        await asyncio.wait_for(self._resync(), self.timeout)
+        await within(self._resync(), self.timeout, "writing this node's state")
 
     def _connection_lost(self, conn: RespConnection, exc: Exception | None) -> None:
         if conn is self._cmd or conn is self._sub:
@@ -331,7 +360,7 @@ class RedisBackend(ClusterBackend):
                     if not isinstance(exc, _DOWN):
                         log.exception("cluster reconnect failed")
                     delay = min(delay * 2, self.backoff_max)
-                    log.info("cluster bus still down (%s); next try in %.1f s", exc or type(exc).__name__, delay)
+                    log.info("cluster bus still down (%s); next try in %.1f s", describe(exc), delay)
             if self.connected and not self._stopping:
                 self._recovered()
 
@@ -372,7 +401,7 @@ class RedisBackend(ClusterBackend):
         for room, since in dropped.items():
             if room in self.api.chat_room.rooms:
                 ms = int((now - since) * 1000)
-                cmd.send(b"PUBLISH", self._channel(room), _bus.encode("missed", o=self.node_id, ms=ms))
+                self._publish(cmd, self._channel(room), _bus.encode("missed", o=self.node_id, ms=ms))
                 self.counters["missed_announced"] += 1
 
     # -- periodic work: probe, lease refresh, dead-node sweep -----------------------------
@@ -402,13 +431,13 @@ class RedisBackend(ClusterBackend):
                     self._announce_dropped()
                 if now >= next_refresh or self._dirty:
                     next_refresh = now + refresh
-                    await asyncio.wait_for(self._refresh(cmd), self.timeout)
+                    await within(self._refresh(cmd), self.timeout, "refreshing this node's leases")
                 if now >= next_sweep:
                     next_sweep = now + self.lease_ms / 1000
-                    await asyncio.wait_for(self._sweep_dead_nodes(cmd), self.timeout)
+                    await within(self._sweep_dead_nodes(cmd), self.timeout, "sweeping dead nodes")
             except _DOWN as exc:
                 if self.connected and cmd is self._cmd:
-                    log.warning("cluster maintenance failed on node %s: %s", self.node_id, exc)
+                    log.warning("cluster maintenance failed on node %s: %s", self.node_id, describe(exc))
                     self._dirty = True
             except Exception:
                 log.exception("cluster maintenance failed")
@@ -421,7 +450,8 @@ class RedisBackend(ClusterBackend):
             return
         self._probe_seq += 1
         self._probe_outstanding = self._probe_seq
-        fut = cmd.execute(b"PUBLISH", self.ch_node, _bus.encode("probe", o=self.node_id, s=self._probe_seq))
+        fut = cmd.execute(b"PUBLISH", self.ch_node, self._seal(self.ch_node, _bus.encode(
+            "probe", o=self.node_id, s=self._probe_seq)))
 
         def check(f: asyncio.Future[Any]) -> None:
             if not f.cancelled() and f.exception() is None and f.result() == 0 and cmd is self._cmd:
@@ -483,11 +513,15 @@ class RedisBackend(ClusterBackend):
             cmd.send(b"SADD", self.k_node_conns, *chunk)
             cmd.send(b"HSET", self.k_conns, *[x for cid in chunk for x in (cid, self.node_id)])
         cmd.send(b"PEXPIRE", self.k_node_conns, max(self.lease_ms * 20, 600_000))
+        unannounced, self._unannounced = self._unannounced, {}
+        for room, exists in unannounced.items():
+            self._announce_room(cmd, room, exists)
         self.counters["resyncs"] += 1
         try:
             names = await cmd.execute(b"SMEMBERS", self.k_rooms)
         except BaseException:
             self._dirty = True
+            self._unannounced = {**unannounced, **self._unannounced}
             raise
         for raw in names or ():
             try:
@@ -533,22 +567,32 @@ class RedisBackend(ClusterBackend):
         return cmd
 
     def room_added(self, room: str) -> None:
-        cmd = self._writer()
-        if cmd is None:
-            return
-        cmd.send(b"SADD", self.k_rooms, room)
-        cmd.send(b"PUBLISH", self.ch_ctl, _bus.encode("roomAdd", o=self.node_id, r=room))
+        self._room_changed(room, True)
 
     def room_destroyed(self, room: str) -> None:
         self._unsubscribe(room)
         self._room_channel.pop(room, None)
+        self._room_changed(room, False)
+
+    def _room_changed(self, room: str, exists: bool) -> None:
         cmd = self._writer()
         if cmd is None:
+            # Rooms made at boot (before the bus is up) or during an outage: the other
+            # nodes are told at the next resync; the latest change of a room wins.
+            self._unannounced.pop(room, None)
+            self._unannounced[room] = exists
             return
-        cmd.send(b"SREM", self.k_rooms, room)
-        cmd.send(b"DEL", self._members_key(room))
-        cmd.send(b"ZREM", self._index_key(room), self.node_id)
-        cmd.send(b"PUBLISH", self.ch_ctl, _bus.encode("roomDestroy", o=self.node_id, r=room))
+        self._announce_room(cmd, room, exists)
+
+    def _announce_room(self, cmd: RespConnection, room: str, exists: bool) -> None:
+        if exists:
+            cmd.send(b"SADD", self.k_rooms, room)
+            self._publish(cmd, self.ch_ctl, _bus.encode("roomAdd", o=self.node_id, r=room))
+        else:
+            cmd.send(b"SREM", self.k_rooms, room)
+            cmd.send(b"DEL", self._members_key(room))
+            cmd.send(b"ZREM", self._index_key(room), self.node_id)
+            self._publish(cmd, self.ch_ctl, _bus.encode("roomDestroy", o=self.node_id, r=room))
 
     def member_joined(self, room: str, connection_id: str, joined_at: int, first: bool) -> Any:
         ch = self._channel(room)
@@ -572,11 +616,11 @@ class RedisBackend(ClusterBackend):
         """Wait (bounded) until the membership is written and the room's messages reach
         this node; a failure only logs: the join stands locally and is repaired later."""
         try:
-            await asyncio.wait_for(asyncio.gather(*(asyncio.shield(w) for w in waits if w is not None)),
-                                   self.timeout)
+            await within(asyncio.gather(*(asyncio.shield(w) for w in waits if w is not None)), self.timeout,
+                         "confirming a join")
         except _DOWN as exc:
             self._dirty = True
-            log.debug("cluster join not confirmed: %s", exc)
+            log.debug("cluster join not confirmed: %s", describe(exc))
 
     def member_left(self, room: str, connection_id: str, last: bool) -> None:
         if last:
@@ -628,34 +672,41 @@ class RedisBackend(ClusterBackend):
             if room not in self._dropped_rooms:
                 self._dropped_rooms[room] = time.monotonic()
             return
-        cmd.send(b"PUBLISH", self._channel(room), self._say_prefix + body + b"}")
+        self._publish(cmd, self._channel(room), self._say_prefix + body + b"}")
         self.counters["published"] += 1
 
-    async def send(self, connection_id: str, message: Any) -> bool:
-        conn = self.api.connections.get(connection_id)
-        if conn is not None:
-            return conn.send(message)
+    def _seal(self, channel: bytes, body: bytes) -> bytes:
+        """What to PUBLISH for ``body``: signed when cluster.secret is set. Call it right
+        before the message is queued, so each receiver sees this node's sequence increase."""
+        return self._signer.seal(channel, body)
+
+    def _publish(self, cmd: RespConnection, channel: bytes, body: bytes) -> None:
+        cmd.send(b"PUBLISH", channel, self._seal(channel, body))
+
+    async def send(self, connection_id: str, message: Any) -> Sent:
         if not isinstance(connection_id, str) or not connection_id:
-            return False
+            return Sent.NOWHERE
         data = _bus.encode("send", o=self.node_id, c=connection_id, m=message)
-        if len(data) > self.max_bus:
-            raise ValueError(f"message too large for the cluster bus ({len(data)} bytes; the most is "
-                             f"{self.max_bus})")
+        if self._body_at + len(data) > self.max_bus:
+            raise ValueError(f"message too large for the cluster bus ({self._body_at + len(data)} bytes; the "
+                             f"most is {self.max_bus})")
         cmd = self._cmd
         if cmd is None or not self.connected:
-            return False
+            return Sent.NOWHERE
         try:
-            node = await asyncio.wait_for(cmd.execute(b"HGET", self.k_conns, connection_id), self.timeout)
+            node = await within(cmd.execute(b"HGET", self.k_conns, connection_id), self.timeout,
+                                "looking up the connection's node")
             if not node or node == self.node_id.encode():
-                return False
-            receivers = await asyncio.wait_for(cmd.execute(b"PUBLISH", self.prefix + b"n:" + node, data),
-                                               self.timeout)
+                return await super().send(connection_id, message)  # dropped, maybe recoverable
+            channel = self.prefix + b"n:" + node
+            receivers = await within(cmd.execute(b"PUBLISH", channel, self._seal(channel, data)), self.timeout,
+                                     "publishing the push")
         except _DOWN as exc:
-            log.info("cluster send to %s not delivered: %s", connection_id[:40], exc)
-            return False
+            log.info("cluster send to %s not delivered: %s", connection_id[:40], describe(exc))
+            return Sent.NOWHERE
         if receivers:
             self.counters["sent_remote"] += 1
-        return bool(receivers)
+        return Sent.REMOTE if receivers else Sent.NOWHERE
 
     def remote_members(self, room: str) -> Any:
         return self._remote_members(room)
@@ -669,16 +720,17 @@ class RedisBackend(ClusterBackend):
         now = _now_ms()
         index = self._index_key(room)
         try:
-            nodes = await asyncio.wait_for(
-                cmd.execute(b"ZRANGEBYSCORE", index, now - self.lease_ms, b"+inf"), self.timeout)
+            nodes = await within(cmd.execute(b"ZRANGEBYSCORE", index, now - self.lease_ms, b"+inf"), self.timeout,
+                                 "listing the room's nodes")
             cmd.send(b"ZREMRANGEBYSCORE", index, b"-inf", now - 2 * self.lease_ms)
             me = self.node_id.encode()
             others = [n for n in nodes or () if isinstance(n, bytes) and n != me and n.isalnum()]
-            replies = await asyncio.wait_for(
+            replies = await within(
                 asyncio.gather(*(cmd.execute(b"HGETALL", self._members_key(room, n)) for n in others)),
-                self.timeout)
+                self.timeout, "reading the room's members")
         except _DOWN as exc:
-            raise ChatError(f"room membership of other nodes is unavailable right now ({exc})") from None
+            log.info("roomView of %r on node %s: %s", room[:80], self.node_id, describe(exc))
+            raise ChatError("room membership of other nodes is unavailable right now") from None
         members: dict[str, int] = {}
         for flat in replies:
             if not isinstance(flat, list):
@@ -693,16 +745,27 @@ class RedisBackend(ClusterBackend):
 
     # -- the subscriber: everything read from the bus is untrusted -----------------------
 
+    def _read(self, channel: bytes, data: Any, allowed: frozenset[str]) -> tuple[str, dict[str, Any]]:
+        """Check one message from ``channel`` (size, signature, schema, freshness); raises BusError."""
+        if type(data) is not bytes or len(data) > self.max_bus:
+            raise _bus.BusError("not a byte string, or over maxBusMessage")
+        body, t, q = self._signer.open(channel, data)
+        kind, msg = _bus.decode(body, allowed, self.max_bus)
+        if self._signer.enabled:
+            self._replay.check(msg["o"], t, q)
+        self.counters["received"] += 1
+        return kind, msg
+
     def _on_push(self, reply: list[Any]) -> None:
         if len(reply) == 3 and reply[0] == b"message":
             ch, data = reply[1], reply[2]
             room = self._channels.get(ch)
+            kind = "?"
             try:
                 if room is not None:
-                    if type(data) is bytes and data.startswith(self._say_prefix):
+                    if type(data) is bytes and data.startswith(self._say_prefix, self._body_at):
                         return  # our own say, already delivered here
-                    kind, msg = _bus.decode(data, _bus.ROOM_KINDS, self.max_bus)
-                    self.counters["received"] += 1
+                    kind, msg = self._read(ch, data, _bus.ROOM_KINDS)
                     if msg["o"] == self.node_id:
                         pass
                     elif kind == "say":
@@ -710,25 +773,21 @@ class RedisBackend(ClusterBackend):
                     else:  # "missed": the origin could not publish here for a while
                         self._notify_missed(msg["ms"], (room,))
                 elif ch == self.ch_node:
-                    kind, msg = _bus.decode(data, _bus.NODE_KINDS, self.max_bus)
-                    self.counters["received"] += 1
+                    kind, msg = self._read(ch, data, _bus.NODE_KINDS)
                     self._handlers[kind](msg)
                 elif ch == self.ch_ctl:
-                    kind, msg = _bus.decode(data, _bus.CTL_KINDS, self.max_bus)
-                    self.counters["received"] += 1
+                    kind, msg = self._read(ch, data, _bus.CTL_KINDS)
                     if msg["o"] != self.node_id:
                         self._handlers[kind](msg)
                 # else: a message for a room just left; ignore it
             except _bus.BusError as exc:
-                self.counters["invalid"] += 1
-                now = time.monotonic()
-                if now - self._last_invalid_log > 10:
-                    self._last_invalid_log = now
-                    log.warning("cluster bus: refused a message on %r: %s (%d refused so far)",
-                                ch[:80], exc, self.counters["invalid"])
+                self.counters[exc.counter] += 1
+                self._warn(exc.counter, "cluster bus: node %s refused a message on %r (%s): %s; %d %s so far",
+                           self.node_id, ch[:80], exc.counter, exc, self.counters[exc.counter], exc.counter)
             except Exception:
                 self.counters["handler_errors"] += 1
-                log.exception("cluster bus: handling a message on %r failed", ch[:80])
+                self._warn("handler:" + kind, "cluster bus: node %s failed to handle a %r message on %r (%d so far)",
+                           self.node_id, kind, ch[:80], self.counters["handler_errors"], exc_info=True)
         elif len(reply) >= 2 and reply[0] == b"subscribe":
             waiters = self._sub_waiters.get(reply[1])
             if waiters:
@@ -740,6 +799,30 @@ class RedisBackend(ClusterBackend):
                 pending = self._sub_pending.get(reply[1])
                 if pending is not None and pending.done():
                     del self._sub_pending[reply[1]]
+
+    def _on_error_reply(self, command: bytes, error: RespError) -> None:
+        self.counters["error_replies"] += 1
+        name = command.decode(errors="replace")
+        self._warn("reply:" + name, "cluster: Redis refused %s on node %s: %s (%d error replies so far)", name,
+                   self.node_id, error, self.counters["error_replies"])
+
+    def _on_push_error(self, exc: Exception) -> None:
+        self.counters["push_errors"] += 1
+        self._warn("push", "cluster bus: the subscriber failed on a message (%d so far)", self.counters["push_errors"],
+                   exc_info=exc)
+
+    def _warn(self, key: str, text: str, *args: Any, exc_info: Any = None) -> None:
+        """A warning logged at most once per ``_WARN_EVERY`` seconds for each ``key``; the
+        next one says how many were left out meanwhile."""
+        now = time.monotonic()
+        last, skipped = self._warned.get(key, (-_WARN_EVERY, 0))
+        if now - last < _WARN_EVERY:
+            self._warned[key] = (last, skipped + 1)
+            return
+        self._warned[key] = (now, 0)
+        if skipped:
+            text += f" [{skipped} more like this in the last {now - last:.0f} s were not logged]"
+        log.warning(text, *args, exc_info=exc_info)
 
     def _on_probe(self, msg: dict[str, Any]) -> None:
         if msg["o"] == self.node_id and msg["s"] == self._probe_outstanding:

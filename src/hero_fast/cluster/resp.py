@@ -14,6 +14,10 @@ Two uses:
   replies come back in order (so writes from one node are applied in the order issued);
 - subscriber connection: after ``subscribe(...)`` every reply is a push and goes to
   ``on_push(reply)``.
+
+What nobody awaits is still reported: an error reply to a ``send(...)`` goes to
+``on_error_reply(command, error)``, an exception raised by ``on_push`` (which must not
+kill the subscriber) to ``on_push_error(exc)``.
 """
 
 from __future__ import annotations
@@ -23,9 +27,9 @@ import collections
 import socket
 import ssl as _ssl
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 try:
@@ -33,22 +37,48 @@ try:
 except ImportError:  # pragma: no cover - the `cluster` extra installs it
     hiredis = None  # type: ignore[assignment]
 
+T = TypeVar("T")
+
 #: Whether hiredis (the reply parser) is installed.
 HAVE_HIREDIS = hiredis is not None
 
 __all__ = [
     "HAVE_HIREDIS",
     "RedisAddress",
+    "RedisTimeout",
     "RespConnection",
     "RespError",
+    "describe",
     "open_connection",
     "parse_redis_url",
     "redact_url",
+    "within",
 ]
 
 
 class RespError(Exception):
     """An error reply from Redis (``-ERR ...``)."""
+
+
+class RedisTimeout(asyncio.TimeoutError):
+    """Redis did not answer in time; the text says what was being waited for."""
+
+
+def describe(exc: BaseException) -> str:
+    """``TypeName: text`` for logs and errors (the type alone when the text is empty, as
+    for a bare timeout)."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+async def within(awaitable: Awaitable[T], timeout: float, what: str) -> T:
+    """``await awaitable``, bounded by ``timeout``; a timeout raises RedisTimeout naming ``what``."""
+    try:
+        return await asyncio.wait_for(awaitable, timeout)
+    except RedisTimeout:
+        raise
+    except asyncio.TimeoutError:
+        raise RedisTimeout(f"Redis did not answer within {timeout:g} s ({what})") from None
 
 
 @dataclass
@@ -140,22 +170,25 @@ class RespConnection(asyncio.Protocol):
         self,
         on_push: Callable[[Any], None] | None = None,
         on_lost: Callable[[RespConnection, Exception | None], None] | None = None,
+        on_error_reply: Callable[[bytes, RespError], None] | None = None,
+        on_push_error: Callable[[Exception], None] | None = None,
     ) -> None:
         if hiredis is None:  # pragma: no cover
             raise RuntimeError("the Redis cluster backend needs hiredis: pip install 'hero-fast[cluster]'")
         self._reader = hiredis.Reader(replyError=RespError)
-        self._waiters: collections.deque[tuple[asyncio.Future[Any] | None, float]] = collections.deque()
+        # per command sent: the future of its reply (None: nobody awaits it), when, its name
+        self._waiters: collections.deque[tuple[asyncio.Future[Any] | None, float, bytes]] = collections.deque()
         self._out: list[bytes] = []
         self._out_bytes = 0
         self._flush_scheduled = False
         self._on_push = on_push
         self._on_lost = on_lost
+        self._on_error_reply = on_error_reply
+        self._on_push_error = on_push_error
         self.transport: asyncio.Transport | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.closed = False
         self.pubsub = False
-        self.error_replies = 0
-        self.push_errors = 0
 
     # -- asyncio.Protocol ----------------------------------------------------------
 
@@ -184,31 +217,40 @@ class RespConnection(asyncio.Protocol):
             if self.pubsub and type(reply) is list:
                 try:
                     self._on_push(reply)  # type: ignore[misc]
-                except Exception:
+                except Exception as exc:
                     # The handler guards itself; this is a last line so that one bad message
                     # can never kill the subscriber.
-                    self.push_errors += 1
+                    if self._on_push_error is not None:
+                        self._on_push_error(exc)
                 continue
             if not self._waiters:
                 if isinstance(reply, RespError):
-                    self.error_replies += 1
+                    self._error_reply(b"?", reply)
                     continue
                 self.abort()  # a reply nobody asked for: the stream is out of step
                 return
-            fut, _ = self._waiters.popleft()
-            if isinstance(reply, RespError):
-                self.error_replies += 1
-                if fut is not None and not fut.done():
-                    fut.set_exception(reply)
-            elif fut is not None and not fut.done():
+            fut, _, command = self._waiters.popleft()
+            if fut is None:
+                if isinstance(reply, RespError):
+                    self._error_reply(command, reply)
+            elif fut.done():
+                pass
+            elif isinstance(reply, RespError):
+                fut.set_exception(reply)
+            else:
                 fut.set_result(reply)
+
+    def _error_reply(self, command: bytes, error: RespError) -> None:
+        """An error reply nobody awaits (e.g. NOPERM for a fire-and-forget HSET)."""
+        if self._on_error_reply is not None:
+            self._on_error_reply(command, error)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.transport = None
         error = ConnectionError(f"Redis connection lost: {exc}" if exc else "Redis connection closed")
         waiters, self._waiters = self._waiters, collections.deque()
-        for fut, _ in waiters:
+        for fut, _, _ in waiters:
             if fut is not None and not fut.done():
                 fut.set_exception(error)
         self._out.clear()
@@ -217,10 +259,10 @@ class RespConnection(asyncio.Protocol):
 
     # -- commands ------------------------------------------------------------------
 
-    def _queue(self, data: bytes, fut: asyncio.Future[Any] | None) -> None:
+    def _queue(self, data: bytes, fut: asyncio.Future[Any] | None, command: bytes) -> None:
         if self.closed or self.transport is None:
             raise ConnectionError("Redis connection is closed")
-        self._waiters.append((fut, time.monotonic()))
+        self._waiters.append((fut, time.monotonic(), command))
         self._out.append(data)
         self._out_bytes += len(data)
         if not self._flush_scheduled:
@@ -240,12 +282,12 @@ class RespConnection(asyncio.Protocol):
         """Send a command; the future gets its reply (or RespError / ConnectionError)."""
         assert self.loop is not None
         fut: asyncio.Future[Any] = self.loop.create_future()
-        self._queue(pack(args), fut)
+        self._queue(pack(args), fut, args[0])
         return fut
 
     def send(self, *args: Any) -> None:
-        """Send a command whose reply is not needed (an error reply is only counted)."""
-        self._queue(pack(args), None)
+        """Send a command whose reply is not needed (an error reply goes to ``on_error_reply``)."""
+        self._queue(pack(args), None, args[0])
 
     def subscribe(self, channels: list[bytes]) -> None:
         """SUBSCRIBE: from now on every reply goes to ``on_push`` (confirmations included)."""
@@ -292,13 +334,15 @@ async def open_connection(
     select_db: bool = True,
     on_push: Callable[[Any], None] | None = None,
     on_lost: Callable[[RespConnection, Exception | None], None] | None = None,
+    on_error_reply: Callable[[bytes, RespError], None] | None = None,
+    on_push_error: Callable[[Exception], None] | None = None,
 ) -> RespConnection:
     """Connect, authenticate, name the client and select the database (all bounded by
-    ``timeout``). Raises OSError, ConnectionError, asyncio.TimeoutError or RespError."""
+    ``timeout``). Raises OSError, ConnectionError, RedisTimeout or RespError."""
     loop = asyncio.get_running_loop()
 
     def factory() -> RespConnection:
-        return RespConnection(on_push, on_lost)
+        return RespConnection(on_push, on_lost, on_error_reply, on_push_error)
 
     async def connect() -> RespConnection:
         if addr.path is not None:
@@ -324,4 +368,5 @@ async def open_connection(
             raise
         return proto
 
-    return await asyncio.wait_for(connect(), timeout)
+    where = addr.path or f"{addr.host}:{addr.port}"
+    return await within(connect(), timeout, f"connecting to {where} and setting up the connection")

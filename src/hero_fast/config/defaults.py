@@ -42,6 +42,7 @@ _size = c.integer(1)
 _count = c.integer(0)
 _secs = c.number(0)
 _ms = c.integer(0)
+_secret = c.Check(lambda v: isinstance(v, str) and len(v) >= 16, "a string of at least 16 characters")
 _str_list = c.list_of_str
 _false_or_list = c.any_of(c.constant(False), c.string(), c.list_of_str)
 
@@ -108,6 +109,23 @@ SPEC: dict[str, Any] = {
             100, "Milliseconds before the first reconnect attempt after an outage (doubling each time).", _ms
         ),
         "reconnectMax": O(5000, "Longest wait between reconnect attempts (milliseconds).", _ms),
+        "secret": O(
+            None,
+            """Key that signs every cluster bus message (HMAC-SHA256), the same on every node;
+            at least 16 characters (``python -c "import secrets; print(secrets.token_urlsafe(32))"``).
+            When set, a message that is unsigned, signed with another key, older than 60 s
+            or seen before is dropped and counted (``unsigned``, ``bad_signature``,
+            ``replayed`` in ``api.cluster.stats()`` and the metrics). None: the bus is unsigned,
+            as in 0.1 (a warning at boot), and whoever can PUBLISH on the Redis can inject
+            chat messages, pushes and room changes. Env ``HERO_FAST__cluster__secret``.""",
+            c.any_of(c.nothing, _secret),
+        ),
+        "previousSecret": O(
+            None,
+            """A second key whose signatures are accepted too (it never signs): set it to the
+            old ``secret`` while rotating keys, see the deployment docs.""",
+            c.any_of(c.nothing, _secret),
+        ),
     },
     "general": {
         "serverName": O(

@@ -90,7 +90,7 @@ class Connections:
             ws = conn.ws
             if ws is None or conn.destroyed:
                 continue
-            if type(ws) is WsConnection:
+            if isinstance(ws, WsConnection):
                 sockets.append(ws)
             elif conn.send_frame(frame):
                 n += 1
