@@ -5,13 +5,13 @@ that the bystander still gets the sayer's room message (``battery.check()``)."""
 from __future__ import annotations
 
 import asyncio
-import zlib
 import base64
 import itertools
 import json
 import os
 import struct
 import uuid
+import zlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
