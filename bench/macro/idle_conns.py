@@ -22,14 +22,7 @@ import sys
 import time
 
 import uvloop
-
-
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
+from serverproc import rss_kib
 
 
 class Idle(asyncio.Protocol):

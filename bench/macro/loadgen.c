@@ -42,7 +42,7 @@
  *   part of it spent in the kernel); sys_busy_pct: whole machine (all cores);
  *   all in percent of one core over the measured window.
  *   fanout:      {"mode":"fanout","receivers":R,"burst":P,"size":..,
- *                 "sent":..,"deliveries":..,"seconds":..,
+ *                 "sent":..(in the window),"sent_total":..(warmup too),"deliveries":..,"seconds":..,
  *                 "deliveries_per_s":..,"msg_per_s":(same),"errors":..,...}
  * Exit status: 0 ok, 1 usage/connection/setup error (no JSON line),
  *              3 connections failed or a burst timed out during the run
@@ -1055,10 +1055,10 @@ int main(int argc, char **argv) {
         long deliv = fs.end_sum - fs.base_sum;
         long errors = sum_err() + setup_errors;
         double dps = secs > 0 ? deliv / secs : 0;
-        printf("{\"mode\":\"fanout\",\"receivers\":%d,\"burst\":%d,\"size\":%zu,\"sent\":%lld,"
+        printf("{\"mode\":\"fanout\",\"receivers\":%d,\"burst\":%d,\"size\":%zu,\"sent\":%lld,\"sent_total\":%lld,"
                "\"deliveries\":%ld,\"seconds\":%.3f,\"deliveries_per_s\":%.0f,\"msg_per_s\":%.0f,"
                "\"errors\":%ld,\"timed_out\":%s,\"threads\":%d",
-               o_conns, o_inflight, fan_size, fs.end_sent - fs.base_sent, deliv, secs, dps, dps,
+               o_conns, o_inflight, fan_size, fs.end_sent - fs.base_sent, fs.sent, deliv, secs, dps, dps,
                errors, fs.timed_out ? "true" : "false", g_nthreads);
         if (fs.have_cpu && secs > 0) {
             printf(",\"cpu_pct\":%.1f", 100.0 * (cpu_secs(&fs.ru1) - cpu_secs(&fs.ru0)) / secs);
