@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -43,6 +42,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "macro"))
 
+from serverproc import raise_fd_limit  # noqa: E402
 from suite import chart, profiling, report, servers, syscalls  # noqa: E402
 from suite.privateredis import PrivateRedis  # noqa: E402
 from suite.runner import T0, Runner, log  # noqa: E402
@@ -81,9 +81,7 @@ def args() -> argparse.Namespace:
 
 def main() -> int:
     a = args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # inherited by the servers
+    raise_fd_limit()  # inherited by the servers
     workdir = tempfile.mkdtemp(prefix="hero-fast-bench-")
     log(f"work dir {workdir}")
     subprocess.run(["make", "-s", "-C", os.path.join(HERE, "macro")], check=True, timeout=120)
@@ -137,7 +135,7 @@ def main() -> int:
                 if run.time_left() < 15:
                     run.out.skipped.append(f"profile {key[0]} on {key[1]} (time budget)")
                     continue
-                profiles[key] = profiling.profile(srv, key[0], a.quick, workdir, run.out.notes)
+                profiles[key] = profiling.profile(srv, key[0], a.quick, workdir, redis, run.out.notes)
     finally:
         if redis:
             redis.stop()

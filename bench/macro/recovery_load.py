@@ -31,13 +31,10 @@ import sys
 import time
 from typing import Any
 
-import uvloop
 from recovery_protocol import chat_position, recovery_outcome, recovery_token, resume_request
-from serverproc import rss_kib
+from serverproc import client_main, raise_fd_limit, rss_kib
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
-
-UNSUPPORTED = 4
 
 
 class Unsupported(Exception):
@@ -262,6 +259,13 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
             "errors": failed + sum(reasons.values()) + lost + dup + disorder}
 
 
+async def guarded(a: argparse.Namespace) -> dict[str, Any]:
+    try:
+        return await (probe(a) if a.mode == "probe" else run(a))
+    except Unsupported as e:
+        return {"mode": a.mode, "supported": False, "reason": str(e)}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("mode", choices=("probe", "run"))
@@ -279,20 +283,8 @@ def main() -> int:
         ap.error("run needs -S SERVER_PID")
     if not (1 <= a.clients <= 5000 and 0 <= a.before <= 1000 and 0 <= a.missed <= 1000 and 0 < a.timeout <= 120):
         ap.error("clients 1..5000, before/missed 0..1000, timeout 0..120 s")
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    try:
-        coro = probe(a) if a.mode == "probe" else run(a)
-        res = uvloop.run(asyncio.wait_for(coro, 6 * a.timeout))
-    except Unsupported as e:
-        print(json.dumps({"mode": a.mode, "supported": False, "reason": str(e)}), flush=True)
-        return UNSUPPORTED
-    except Exception as e:
-        print(f"recovery_load: {type(e).__name__}: {e}", file=sys.stderr)
-        return 1
-    print(json.dumps(res), flush=True)
-    return 3 if res.get("errors") else 0
+    raise_fd_limit()
+    return client_main("recovery_load", guarded(a), 6 * a.timeout)
 
 
 if __name__ == "__main__":

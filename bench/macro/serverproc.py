@@ -1,18 +1,26 @@
-"""Servers under test as child processes: start on a free loopback port, wait until they
-accept, stop by PID (never by name), read their RSS.
+"""The processes of a bench run: servers under test started on a free loopback port and
+stopped by PID (never by name), their RSS; and the frame of the Python load clients (many
+sockets, one bounded run, one JSON line).
 
 Shared by the runners (bench/run_all.py, bench/macro/run_echo.py) and the Python load
-clients (idle_conns.py, recovery_load.py).
+clients (idle_conns.py, socketio_load.py, recovery_load.py).
 """
 from __future__ import annotations
 
+import asyncio
+import json
 import os
+import resource
 import shlex
 import signal
 import socket
 import subprocess
+import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import Any
+
+UNSUPPORTED = 4  # exit status of a load client whose server lacks the feature it measures
 
 
 def free_port() -> int:
@@ -47,6 +55,31 @@ def stop(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(timeout=5)
+
+
+def raise_fd_limit() -> int:
+    """Soft open-files limit up to the hard one (thousands of sockets; children inherit it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+def client_main(name: str, coro: Coroutine[Any, Any, dict[str, Any]], timeout: float) -> int:
+    """Run a load client's coroutine on uvloop within `timeout` and print its result as one JSON
+    line. Exit status: 0 ok, 3 measured with errors, 4 (UNSUPPORTED) the server lacks the
+    feature ("supported": false), 1 the client itself failed (message on stderr)."""
+    import uvloop
+
+    try:
+        res = uvloop.run(asyncio.wait_for(coro, timeout))
+    except Exception as e:  # bounded: report and fail
+        print(f"{name}: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps(res), flush=True)
+    if res.get("supported") is False:
+        return UNSUPPORTED
+    return 3 if res.get("errors") else 0
 
 
 def rss_kib(pid: int) -> int:

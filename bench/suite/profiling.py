@@ -13,7 +13,8 @@ from typing import Any
 
 from serverproc import Server, stop
 
-from .runner import display, log, shown
+from .privateredis import PrivateRedis
+from .runner import log, server_shown, shown
 from .scenarios import HERE, client_argv
 from .servers import BIN, HF, REPO
 
@@ -74,7 +75,8 @@ def write_summary(path: str, title: str, command: str, p: dict[str, Any]) -> Non
         f.write("\n".join(lines) + "\n")
 
 
-def profile(srv: Server, sc: str, quick: bool, workdir: str, notes: list[str]) -> dict[str, Any] | None:
+def profile(srv: Server, sc: str, quick: bool, workdir: str, redis: PrivateRedis | None,
+            notes: list[str]) -> dict[str, Any] | None:
     """Start `srv`, load it with scenario `sc`, record it with py-spy; the summary, or None."""
     pyspy = os.path.join(BIN, "py-spy")
     if not os.path.exists(pyspy):
@@ -107,7 +109,7 @@ def profile(srv: Server, sc: str, quick: bool, workdir: str, notes: list[str]) -
         p["command"] = shown(cmd, port, proc.pid, workdir)
         os.makedirs(PROFILES, exist_ok=True)
         path = os.path.join(PROFILES, f"{tag}.txt")
-        title = f"py-spy profile of {srv.name} ({display(srv.command(), workdir)}) in scenario {sc}"
+        title = f"py-spy profile of {srv.name} ({server_shown(srv, workdir, redis)}) in scenario {sc}"
         write_summary(path, title, p["command"], p)
         p["file"] = os.path.relpath(path, REPO)
         return p

@@ -112,6 +112,10 @@ def reading(results: Results, via_redis: set[str], calls: Syscalls) -> list[str]
         w = calls.get((sc, row), {}).get("writes")
         return "n/a" if w is None else f"{w:.2f}"
 
+    def ratio(sc: str, row: str) -> str:
+        h, v = med(results, (sc, HF)), med(results, (sc, row))
+        return x(h / v if h and v else None)
+
     def num(v: float | None, fmt: str) -> str:
         return "not measured" if v is None else format(v, fmt)
 
@@ -136,11 +140,13 @@ def reading(results: Results, via_redis: set[str], calls: Syscalls) -> list[str]
                  "cost. At 16 in flight one read brings many messages of a connection, and hero-fast answers "
                  "everything one read brought with one write: server writes per message at 64 B x 16 in this "
                  f"run: hero-fast {wpm('echo64x16', HF)}, picows {wpm('echo64x16', PICOWS)} (one "
-                 f"`transport.write` per message), C epoll {wpm('echo64x16', C_EPOLL)}. At 1 in flight every "
-                 "read holds one message and every answer is one write, for every server, the C one included "
-                 f"(hero-fast {wpm('echo64x1', HF)}, picows {wpm('echo64x1', PICOWS)}, C epoll "
-                 f"{wpm('echo64x1', C_EPOLL)} writes per message): one read and one write per message is the "
-                 "floor for everyone, so the rows sit level with each other and near the limit.")
+                 f"`transport.write` per message), C epoll {wpm('echo64x16', C_EPOLL)}; hero-fast / picows "
+                 f"{ratio('echo64x16', PICOWS)}. At 1 in flight every read holds one message and every answer is "
+                 "one write, for every server, the C one included (hero-fast "
+                 f"{wpm('echo64x1', HF)}, picows {wpm('echo64x1', PICOWS)}, C epoll {wpm('echo64x1', C_EPOLL)} "
+                 "writes per message): one read and one write per message is the floor for everyone, so there "
+                 "the servers can only be level with each other, below the C limit (hero-fast / picows "
+                 f"{ratio('echo64x1', PICOWS)}, hero-fast / C epoll {ratio('echo64x1', C_EPOLL)}).")
     lines.append("- **The limits.** C epoll is bench/macro/epoll_server.c: a minimal WebSocket server in C on "
                  "one epoll loop (echo: one write per read; broadcast: each message framed once, every "
                  "receiver's pending messages in one write per loop iteration). raw uvloop is a uvloop "
@@ -306,11 +312,11 @@ def write(path: str, a: Any, out: Outcome, profiles: dict[tuple[str, str], dict[
     results = out.results
     evald = evaluate(results)
     when = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-    mode = "`make bench BENCH_ARGS=--quick` (one short repeat)" if a.quick else "`make bench`"
+    mode = "`make bench BENCH_ARGS=--quick` (one short repeat)" if a.quick else "`make bench` (three repeats)"
     block = summary(results, evald, via_redis, calls, f"{mode} on {when}")
     v = versions()
     L = ["# hero-fast benchmark results", "",
-         f"Written by {mode} (bench/run_all.py) on {when}. The part between the markers is also the "
+         f"Written by bench/run_all.py, {mode}, on {when}. The part between the markers is also the "
          "summary in docs/benchmarks.md.", "", block, "",
          "## Machine and run", "",
          f"- cores (`nproc`): {os.cpu_count()}; CPU: {cpu_model()}; kernel {platform.release()}; "

@@ -5,12 +5,14 @@ time budget (what was left out is listed in RESULTS.md)."""
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +41,12 @@ def display(text: str, workdir: str) -> str:
     """Paths as RESULTS.md shows them: the interpreter as python, the rest repo-relative, the
     run's work directory (bench project, logs) as $WORK."""
     return text.replace(PY, "python").replace(REPO + "/", "").replace(workdir, "$WORK")
+
+
+def server_shown(srv: Server, workdir: str, redis: PrivateRedis | None) -> str:
+    """A server's command for RESULTS.md: display() paths, $PORT, $REDIS_PORT."""
+    line = display(srv.command(), workdir).replace("'{port}'", "$PORT").replace("{port}", "$PORT")
+    return line.replace(str(redis.port), "$REDIS_PORT") if redis else line
 
 
 def shown(argv: list[str], port: int, pid: int, workdir: str) -> str:
@@ -87,15 +95,29 @@ class Runner:
     def time_left(self) -> float:
         return self.deadline - time.monotonic()
 
-    def start(self, srv: Server) -> tuple[subprocess.Popen, int] | None:
+    @contextlib.contextmanager
+    def serving(self, srv: Server, need: float, what: str) -> Iterator[tuple[subprocess.Popen, int] | None]:
+        """`srv` started fresh for one piece of work and stopped by PID after it; None (and the
+        work skipped) when the server is broken or less than `need` seconds of budget are left."""
+        if srv.broken:
+            yield None
+            return
+        if self.time_left() < need:
+            self.out.skipped.append(f"{what} (time budget)")
+            yield None
+            return
+        log(what)
         started = srv.start(os.path.join(self.workdir, f"server-{srv.name.replace(' ', '_')}.log"))
         if not started:
             log(f"  {srv.name} broken: {srv.broken}")
             self.out.notes.append(f"{srv.name}: {srv.broken}")
-        else:
-            line = display(srv.command(), self.workdir).replace("'{port}'", "$PORT").replace("{port}", "$PORT")
-            self.out.servers[srv.name].add(line.replace(str(self.redis.port), "$REDIS_PORT") if self.redis else line)
-        return started
+            yield None
+            return
+        self.out.servers[srv.name].add(server_shown(srv, self.workdir, self.redis))
+        try:
+            yield started
+        finally:
+            stop(started[0])
 
     def history_supported(self, srv: Server, port: int) -> bool:
         """The history row runs only once the server puts offsets on chat messages."""
@@ -139,17 +161,10 @@ class Runner:
         for rep in range(self.a.repeat):
             k = rep % len(jobs) if jobs else 0
             for srv, scenarios in jobs[k:] + jobs[:k]:
-                if srv.broken:
-                    continue
-                if self.time_left() < 10:
-                    self.out.skipped.append(f"repeat {rep + 1}: {srv.name} {', '.join(scenarios)} (time budget)")
-                    continue
-                log(f"[{rep + 1}/{self.a.repeat}] {srv.name}: {', '.join(scenarios)}")
-                started = self.start(srv)
-                if not started:
-                    continue
-                proc, port = started
-                try:
+                with self.serving(srv, 10, f"[{rep + 1}/{self.a.repeat}] {srv.name}: {', '.join(scenarios)}") as up:
+                    if up is None:
+                        continue
+                    proc, port = up
                     if srv.name == HF_HISTORY and not self.history_supported(srv, port):
                         continue
                     for sc in scenarios:
@@ -157,22 +172,13 @@ class Runner:
                         if proc.poll() is not None:
                             self.out.notes.append(f"{srv.name} exited (code {proc.returncode}) during {sc}")
                             break
-                finally:
-                    stop(proc)
 
     def idle(self) -> None:
         for srv in self.plan.idle:
-            if srv.broken:
-                continue
-            if self.time_left() < 25:
-                self.out.skipped.append(f"idle memory: {srv.name} (time budget)")
-                continue
-            log(f"idle memory: {srv.name}, {self.a.idle_conns} connections")
-            started = self.start(srv)
-            if not started:
-                continue
-            proc, port = started
-            try:
+            with self.serving(srv, 25, f"idle memory: {srv.name}, {self.a.idle_conns} connections") as up:
+                if up is None:
+                    continue
+                proc, port = up
                 time.sleep(1.0)
                 argv = [PY, os.path.join(MACRO, "idle_conns.py"), "-P", str(port), "-S", str(proc.pid),
                         "-n", str(self.a.idle_conns), "-u", srv.path]
@@ -183,8 +189,6 @@ class Runner:
                     log(f"  {res.get('kib_per_conn')} KiB/conn (failed {res.get('failed')})")
                 else:
                     self.out.notes.append(f"idle {srv.name}: failed ({err})")
-            finally:
-                stop(proc)
 
     def recovery(self) -> None:
         """Issue 12: 1,000 clients aborted server-side at once reconnect with recovery."""
@@ -194,16 +198,11 @@ class Runner:
         if "history" in self.out.not_yet:
             self.out.not_yet["recovery"] = self.out.not_yet["history"]
             return
-        if self.time_left() < 60:
-            self.out.skipped.append("recovery (time budget)")
-            return
-        log(f"recovery: {srv.name}, {issue12.RECOVERY_CLIENTS} clients")
         srv.broken = None
-        started = self.start(srv)
-        if not started:
-            return
-        proc, port = started
-        try:
+        with self.serving(srv, 60, f"recovery: {srv.name}, {issue12.RECOVERY_CLIENTS} clients") as up:
+            if up is None:
+                return
+            proc, port = up
             argv = issue12.recovery_argv(port, proc.pid, srv.path, issue12.RECOVERY_CLIENTS)
             res, err = run_client(argv, 180)
             self.out.commands[("recovery", HF)] = shown(argv, port, proc.pid, self.workdir)
@@ -215,5 +214,3 @@ class Runner:
             else:
                 self.out.results[("recovery", HF)].append(res)
                 log(f"  recovered {res.get('recovered')}/{res.get('clients')}, p99 {res.get('p99_s')} s")
-        finally:
-            stop(proc)

@@ -18,3 +18,4 @@ def built() -> str:
     """bench/macro built (loadgen, epoll_server); the directory."""
     subprocess.run(["make", "-s", "-C", MACRO], check=True, timeout=120)
     return MACRO
+

@@ -3,17 +3,15 @@ response that carries the request's id, or, without ids, any frame with "context
 (never a push, never the welcome)."""
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
-import threading
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from websockets.asyncio.server import ServerConnection, serve
+from fakes import ThreadedServer
+from websockets.asyncio.server import ServerConnection
 
 
 class FakeActionServer:
@@ -22,12 +20,8 @@ class FakeActionServer:
     whether a connection ever had more than one request outstanding."""
 
     def __init__(self) -> None:
-        self.port = 0
         self.responses = 0
         self.overlapping = 0
-        self.ready = threading.Event()
-        self.loop = asyncio.new_event_loop()
-        self.stop_event: asyncio.Event | None = None
 
     async def handler(self, ws: ServerConnection) -> None:
         await ws.send(json.dumps({"welcome": "hi", "context": "api"}))
@@ -43,28 +37,6 @@ class FakeActionServer:
             outstanding -= 1
             self.responses += 1
 
-    async def main(self) -> None:
-        self.stop_event = asyncio.Event()
-        async with serve(self.handler, "127.0.0.1", 0, compression=None) as server:
-            self.port = server.sockets[0].getsockname()[1]
-            self.ready.set()
-            await self.stop_event.wait()
-
-    def run(self) -> None:
-        self.loop.run_until_complete(self.main())
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeActionServer]:
-    srv = FakeActionServer()
-    t = threading.Thread(target=srv.run, daemon=True)
-    t.start()
-    assert srv.ready.wait(10)
-    yield srv
-    assert srv.stop_event is not None
-    srv.loop.call_soon_threadsafe(srv.stop_event.set)
-    t.join(10)
-
 
 def loadgen(built: str, port: int, *extra: str) -> dict[str, Any]:
     r = subprocess.run([os.path.join(built, "loadgen"), "action", "-P", str(port), "-c", "4", "-p", "1", "-W", "1",
@@ -74,8 +46,10 @@ def loadgen(built: str, port: int, *extra: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("noid", [False, True])
-def test_action_round_trips_count_responses_only(built: str, fake: FakeActionServer, noid: bool) -> None:
-    res = loadgen(built, fake.port, *(["-I"] if noid else []))
+def test_action_round_trips_count_responses_only(built: str, noid: bool) -> None:
+    fake = FakeActionServer()
+    with ThreadedServer(fake.handler) as srv:
+        res = loadgen(built, srv.port, *(["-I"] if noid else []))
     assert res["message_id"] is (not noid)
     assert res["errors"] == 0
     assert 0 < res["messages"] <= fake.responses

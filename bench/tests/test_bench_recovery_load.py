@@ -3,19 +3,15 @@ protocol recovery_protocol.py assumes, and against one without history: the benc
 first and reports the second as not supported (exit 4), never as a failure."""
 from __future__ import annotations
 
-import asyncio
-import itertools
 import json
 import os
 import secrets
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-from websockets.asyncio.server import ServerConnection, serve
+from fakes import ThreadedServer
+from websockets.asyncio.server import ServerConnection
 
 PY = sys.executable
 
@@ -23,14 +19,9 @@ PY = sys.executable
 class FakeRecoveryServer:
     def __init__(self, history: bool) -> None:
         self.history = history
-        self.port = 0
-        self.ready = threading.Event()
-        self.loop = asyncio.new_event_loop()
-        self.stop_event: asyncio.Event | None = None
         self.members: dict[str, set[ServerConnection]] = {"defaultRoom": set()}
         self.log: dict[str, list[dict[str, Any]]] = {"defaultRoom": []}
         self.rooms_of_token: dict[str, set[str]] = {}
-        self.ids = itertools.count(1)
 
     async def say(self, room: str, message: Any) -> None:
         msg: dict[str, Any] = {"message": message, "room": room, "context": "user"}
@@ -82,36 +73,6 @@ class FakeRecoveryServer:
             for room in self.members.values():
                 room.discard(ws)
 
-    async def main(self) -> None:
-        self.stop_event = asyncio.Event()
-        async with serve(self.handler, "127.0.0.1", 0, compression=None) as server:
-            self.port = server.sockets[0].getsockname()[1]
-            self.ready.set()
-            await self.stop_event.wait()
-
-    def run(self) -> None:
-        self.loop.run_until_complete(self.main())
-
-
-def fake_server(history: bool) -> Iterator[FakeRecoveryServer]:
-    srv = FakeRecoveryServer(history)
-    t = threading.Thread(target=srv.run, daemon=True)
-    t.start()
-    assert srv.ready.wait(10)
-    yield srv
-    assert srv.stop_event is not None
-    srv.loop.call_soon_threadsafe(srv.stop_event.set)
-    t.join(10)
-
-
-@pytest.fixture
-def with_history() -> Iterator[FakeRecoveryServer]:
-    yield from fake_server(True)
-
-
-@pytest.fixture
-def without_history() -> Iterator[FakeRecoveryServer]:
-    yield from fake_server(False)
 
 
 def recovery_load(built: str, *args: str) -> tuple[int, dict[str, Any]]:
@@ -121,9 +82,10 @@ def recovery_load(built: str, *args: str) -> tuple[int, dict[str, Any]]:
     return r.returncode, dict(json.loads(line))
 
 
-def test_mass_reconnect_recovers_every_client_with_nothing_lost(built: str, with_history: FakeRecoveryServer) -> None:
-    code, res = recovery_load(built, "run", "-P", str(with_history.port), "-S", str(os.getpid()), "-u", "/",
-                              "-c", "40", "--missed", "7", "-T", "10")
+def test_mass_reconnect_recovers_every_client_with_nothing_lost(built: str) -> None:
+    with ThreadedServer(FakeRecoveryServer(history=True).handler) as srv:
+        code, res = recovery_load(built, "run", "-P", str(srv.port), "-S", str(os.getpid()), "-u", "/",
+                                  "-c", "40", "--missed", "7", "-T", "10")
     assert code == 0, res
     assert res["recovered"] == 40 and res["failed"] == 0 and res["not_recovered"] == {}
     assert (res["lost"], res["duplicated"], res["out_of_order"]) == (0, 0, 0)
@@ -131,10 +93,10 @@ def test_mass_reconnect_recovers_every_client_with_nothing_lost(built: str, with
     assert res["rss_peak_kib"] >= res["rss_before_kib"] > 0
 
 
-def test_probe_and_run_report_a_server_without_history_as_unsupported(
-        built: str, without_history: FakeRecoveryServer) -> None:
-    port = str(without_history.port)
-    code, res = recovery_load(built, "probe", "-P", port, "-u", "/")
-    assert code == 0 and res["history"] is False and res["recovery"] is True
-    code, res = recovery_load(built, "run", "-P", port, "-S", str(os.getpid()), "-u", "/", "-c", "5", "-T", "5")
+def test_probe_and_run_report_a_server_without_history_as_unsupported(built: str) -> None:
+    with ThreadedServer(FakeRecoveryServer(history=False).handler) as srv:
+        port = str(srv.port)
+        code, res = recovery_load(built, "probe", "-P", port, "-u", "/")
+        assert code == 0 and res["history"] is False and res["recovery"] is True
+        code, res = recovery_load(built, "run", "-P", port, "-S", str(os.getpid()), "-u", "/", "-c", "5", "-T", "5")
     assert code == 4 and res["supported"] is False and "offset" in res["reason"]

@@ -11,11 +11,9 @@ Usage: python bench/macro/peers/hero_fast_fanout.py --port N [--host 127.0.0.1]
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
-import signal
 
-import uvloop
+from _cli import run_peer
 
 from hero_fast._core import encode_frame
 from hero_fast._transport import Connection, fanout, serve
@@ -39,19 +37,10 @@ class Broadcast:
 
 
 async def main(host: str, port: int) -> None:
-    server = await serve(Broadcast(), host, port)  # the engine's defaults set no abuse limits
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    await serve(Broadcast(), host, port)
     print(f"hero-fast engine fan-out listening on {host}:{port}", flush=True)
-    await stop.wait()
-    await server.shutdown()
+    await asyncio.Event().wait()  # until SIGTERM ends the process
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, required=True)
-    args = ap.parse_args()
-    uvloop.run(main(args.host, args.port))
+    run_peer(main)
