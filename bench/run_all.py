@@ -44,7 +44,7 @@ sys.path.insert(0, os.path.join(HERE, "macro"))
 
 from serverproc import raise_fd_limit  # noqa: E402
 from suite import chart, profiling, report, servers, syscalls  # noqa: E402
-from suite.privateredis import PrivateRedis  # noqa: E402
+from suite.privateredis import PrivateRedis, forget_keys  # noqa: E402
 from suite.runner import T0, Runner, log  # noqa: E402
 from suite.targets import evaluate  # noqa: E402
 
@@ -139,8 +139,11 @@ def main() -> int:
     finally:
         if redis:
             redis.stop()
+        if hf_redis_url and not (redis and hf_redis_url == redis.url):
+            log(f"deleted {forget_keys(hf_redis_url, servers.REDIS_PREFIX)} key(s) under {servers.REDIS_PREFIX} "
+                f"from {hf_redis_url}")
 
-    block = report.write(a.out, a, run.out, profiles, plan.via_redis, calls, workdir)
+    block = report.write(a.out, a, run.out, profiles, plan, calls, workdir)
     if not a.no_docs and not report.sync_docs(block):
         log("docs/benchmarks.md has no summary markers: not updated")
     chart.draw(a.chart, evaluate(run.out.results))

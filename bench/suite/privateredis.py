@@ -1,6 +1,7 @@
 """The bench's own redis-server: actionhero needs one, and the hero-fast+redis rows use the same
 one, so both go through an identical Redis. Started on a free port without persistence, stopped
-by PID; flushed before each actionhero start (it is private, so nothing else lives there)."""
+by PID; flushed before each actionhero start (it is private, so nothing else lives there).
+A Redis given with --redis-url is never flushed: only the run's own key prefix is deleted."""
 from __future__ import annotations
 
 import shutil
@@ -50,3 +51,14 @@ class PrivateRedis:
         if self.proc is not None:
             stop(self.proc)
             self.proc = None
+
+
+def forget_keys(url: str, prefix: str) -> int:
+    """Delete the keys under `prefix` that the hero-fast+redis rows left in a Redis given with
+    --redis-url (one that others may use too: only our own prefix is touched). How many."""
+    r = subprocess.run(["redis-cli", "-u", url, "--scan", "--pattern", prefix + "*"], capture_output=True, text=True,
+                       timeout=30)
+    keys = [k for k in r.stdout.split() if k.startswith(prefix)]
+    for i in range(0, len(keys), 500):
+        subprocess.run(["redis-cli", "-u", url, "del", *keys[i:i + 500]], capture_output=True, timeout=30)
+    return len(keys)

@@ -28,6 +28,7 @@ HF, HF_REDIS, HF_HISTORY = "hero-fast", "hero-fast+redis", "hero-fast+history"
 C_EPOLL, RAW = "C epoll", "raw uvloop"
 PICOWS, WEBSOCKETS, AIOHTTP, AH, SIO = "picows", "websockets", "aiohttp", "actionhero", "python-socketio"
 LIMITS = (C_EPOLL, RAW)
+REDIS_PREFIX = f"hf-bench-{os.getpid()}:"
 
 ECHO = ["echo64x16", "echo64x1", "echo16k"]
 APP = ["action-noid", "action", "roomfanout"]
@@ -97,7 +98,7 @@ def plan(workdir: str, skip: set[str], redis: PrivateRedis | None, hf_redis_url:
     hf_fanout = Server(HF, [PY, os.path.join(PEERS, "hero_fast_fanout.py"), "--port", "{port}"], cwd=REPO)
     # a prefix of our own: --redis-url may point at a Redis that others use too
     hf_redis = Server(HF_REDIS, [*serve, "--redis-url", hf_redis_url], cwd=REPO, path="/primus", room=True,
-                      env={"HERO_FAST__cluster__prefix": f"hf-bench-{os.getpid()}:"}) if hf_redis_url else None
+                      env={"HERO_FAST__cluster__prefix": REDIS_PREFIX}) if hf_redis_url else None
     hf_history = Server(HF_HISTORY, serve, cwd=REPO, path="/primus", room=True, env=HISTORY_ENV)
 
     def peer(name: str, script: str, *extra: str) -> Server:

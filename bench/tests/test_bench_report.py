@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from suite import report
 from suite.runner import Outcome
-from suite.servers import AH, C_EPOLL, HF, HF_HISTORY, HF_REDIS, PICOWS, RAW
+from suite.servers import AH, C_EPOLL, HF, HF_HISTORY, HF_REDIS, PICOWS, RAW, Plan
 from suite.targets import TARGETS, evaluate
 
 BENCH = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -87,7 +87,8 @@ def test_summary_states_limits_redis_and_in_flight_and_syncs_into_docs(tmp_path:
     calls = {("echo64x16", HF): {"writes": 0.06, "reads": 0.06}, ("echo64x16", PICOWS): {"writes": 1.0, "reads": 0.06}}
     a = argparse.Namespace(quick=True, repeat=1, duration=1.5, warmup=0.5)
     path = tmp_path / "RESULTS.md"
-    block = report.write(str(path), a, out, {}, {AH}, calls, str(tmp_path))
+    plan = Plan(via_redis={AH}, counted_redis={AH})
+    block = report.write(str(path), a, out, {}, plan, calls, str(tmp_path))
     assert report.shared_block(path.read_text()) == block
     assert "0.90x C epoll, 0.82x raw uvloop" in block  # hero-fast as a fraction of each limit
     assert "picows 2.25x" in block                        # echo 16 KiB ratio to the peer
