@@ -346,7 +346,9 @@ def write(path: str, a: Any, out: Outcome, profiles: dict[tuple[str, str], dict[
         L += ["## Profiles where a target was missed (py-spy record --native on the hero-fast server)", "",
               "Summaries (top frames, hottest stacks) are committed in bench/profiles/; a flame graph of any "
               "scenario: `py-spy record -o flame.svg --native -p $SERVER_PID -d 5` while its load command "
-              "below runs.", "", *profiles_section(profiles)]
+              "below runs. Self time in `write`/`read` (libc) is the time spent inside those system calls, "
+              "mostly in the kernel (on loopback a write also delivers into the receiving socket); how many "
+              "calls there are per message is in the system-call table above.", "", *profiles_section(profiles)]
     L += ["## Commands", "", "Servers (each on a free loopback port, stopped by PID; $WORK is the run's "
           "temporary directory, holding the bench project written by bench/suite/servers.py; $REDIS_PORT the "
           "private redis-server's port):", ""]
