@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: install system-deps test lint typecheck bench-micro bench autobahn clean wheel-check docs fuzz
+.PHONY: install system-deps test lint typecheck bench-micro bench bench-test autobahn clean wheel-check docs fuzz
 
 $(VENV)/.installed: pyproject.toml setup.py $(wildcard src/hero_fast/*.pyx src/hero_fast/*.pxd src/hero_fast/*.h)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,11 +39,17 @@ bench-micro: install
 	$(PIP) install -q websockets
 	$(PY) -m pytest bench/micro --benchmark-only --benchmark-columns=median,ops -q
 
-# macro bench suite against every peer (bounded: <= 15 min; BENCH_ARGS=--quick for ~3 min):
-# writes bench/RESULTS.md and bench/chart.png. Needs node + redis-server for the actionhero peer.
+# macro bench suite against the limits and every peer (bounded: <= 15 min; BENCH_ARGS=--quick for
+# ~3 min): writes bench/RESULTS.md, bench/chart.png, bench/profiles/ and the summary in
+# docs/benchmarks.md. Needs node + redis-server for the actionhero peer, perf for syscall counts.
 bench: install
 	$(PIP) install -q websockets picows aiohttp python-socketio matplotlib py-spy
 	$(PY) bench/run_all.py $(BENCH_ARGS)
+
+# tests of the bench machinery itself (C servers, load clients, report); no timing
+bench-test: install
+	$(PIP) install -q websockets
+	$(PY) -m pytest -q bench/tests
 
 # a longer fuzzing run (`make test` runs a short one): HERO_FAST_FUZZ_EXAMPLES examples per harness
 fuzz: install

@@ -15,21 +15,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import json
 import os
-import resource
 import sys
 import time
 
-import uvloop
-
-
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
+from serverproc import client_main, raise_fd_limit, rss_kib
 
 
 class Idle(asyncio.Protocol):
@@ -114,19 +104,11 @@ def main() -> int:
     a = ap.parse_args()
     if not (1 <= a.warm < a.conns <= 19000 and 1 <= a.batch <= 2000 and 0 <= a.settle <= 60):
         ap.error("need 1 <= warm < conns <= 19000, batch 1..2000, settle 0..60")
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    hard = raise_fd_limit()
     if hard < a.conns + 100:
         print(f"idle_conns: fd hard limit {hard} < {a.conns + 100}", file=sys.stderr)
         return 1
-    try:
-        res = uvloop.run(asyncio.wait_for(run(a), a.timeout))
-    except Exception as e:
-        print(f"idle_conns: {type(e).__name__}: {e}", file=sys.stderr)
-        return 1
-    print(json.dumps(res), flush=True)
-    return 3 if res["failed"] else 0
+    return client_main("idle_conns", run(a), a.timeout)
 
 
 if __name__ == "__main__":

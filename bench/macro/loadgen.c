@@ -29,16 +29,20 @@
  *             least K data frames                                [0]
  *   -T SEC    timeout for setup (-W) and for one fanout burst    [10]
  *   -a NAME   action mode: action name                           [echo]
+ *   -I        action mode: requests carry no messageId (the server assigns one);
+ *             every frame with "context":"response" answers the oldest request
  *   -S PID    also report CPU use of process PID during the window
  *
  * Output: one JSON line on stdout.
  *   echo/action: {"mode":..,"conns":N,"inflight":P,"size":S,"seconds":..,
  *                 "messages":..,"msg_per_s":..,"errors":..,"threads":T,
- *                 "cpu_pct":..[,"server_cpu_pct":..],"sys_busy_pct":..}
- *   cpu_pct: this process; server_cpu_pct: process -S; sys_busy_pct: whole
- *   machine (all cores); all in percent of one core over the measured window.
+ *                 "cpu_pct":..[,"server_cpu_pct":..,"server_sys_pct":..],
+ *                 "sys_busy_pct":..[,"message_id":true|false]}
+ *   cpu_pct: this process; server_cpu_pct: process -S (server_sys_pct: the
+ *   part of it spent in the kernel); sys_busy_pct: whole machine (all cores);
+ *   all in percent of one core over the measured window.
  *   fanout:      {"mode":"fanout","receivers":R,"burst":P,"size":..,
- *                 "sent":..,"deliveries":..,"seconds":..,
+ *                 "sent":..(in the window),"sent_total":..(warmup too),"deliveries":..,"seconds":..,
  *                 "deliveries_per_s":..,"msg_per_s":(same),"errors":..,...}
  * Exit status: 0 ok, 1 usage/connection/setup error (no JSON line),
  *              3 connections failed or a burst timed out during the run
@@ -93,6 +97,7 @@ static size_t o_marker_len = 0;
 static const char *o_join = NULL;
 static long o_waitk = 0;
 static const char *o_action = "echo";
+static int o_noid = 0;
 static long o_spid = 0;
 
 /* ----------------------------------------------------------------- structs */
@@ -134,6 +139,8 @@ typedef struct thr {
 
 typedef struct { _Alignas(64) long v; } padded_long;
 typedef struct { long long busy, total; int ok; } syssnap;
+/* what -S PID reports about the server over the measured window */
+typedef struct { long long ut, st; int ok; } srvsnap;
 
 static padded_long g_pub[MAX_THREADS];     /* published counted messages */
 static padded_long g_err[MAX_THREADS];     /* published errors */
@@ -160,7 +167,7 @@ static struct {
     long base_sum, end_sum;
     int measuring, timed_out;
     struct rusage ru0, ru1;
-    long long scpu0, scpu1;
+    srvsnap srv0, srv1;
     syssnap sys0, sys1;
     int have_cpu;
 } fs;
@@ -217,18 +224,18 @@ static double cpu_secs(const struct rusage *r) {
            r->ru_stime.tv_sec + r->ru_stime.tv_usec / 1e6;
 }
 
-/* utime+stime of another process, in clock ticks; -1 if unavailable */
-static long long proc_cpu_ticks(long pid) {
+/* utime and stime of another process, in clock ticks; 0 if unavailable */
+static int proc_cpu_ticks(long pid, long long *utime, long long *stime) {
     char path[64], buf[1024];
     snprintf(path, sizeof path, "/proc/%ld/stat", pid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
+    if (fd < 0) return 0;
     ssize_t n = read(fd, buf, sizeof buf - 1);
     close(fd);
-    if (n <= 0) return -1;
+    if (n <= 0) return 0;
     buf[n] = 0;
     char *p = strrchr(buf, ')');
-    if (!p) return -1;
+    if (!p) return 0;
     p += 2; /* skip ") " -> field 3 (state) */
     long long ut = -1, st = -1;
     for (int field = 3; field <= 15 && *p; field++) {
@@ -238,8 +245,22 @@ static long long proc_cpu_ticks(long pid) {
         if (!sp) break;
         p = sp + 1;
     }
-    if (ut < 0 || st < 0) return -1;
-    return ut + st;
+    if (ut < 0 || st < 0) return 0;
+    *utime = ut;
+    *stime = st;
+    return 1;
+}
+
+static void srv_snap(srvsnap *s) { s->ok = o_spid && proc_cpu_ticks(o_spid, &s->ut, &s->st); }
+
+/* ,"server_cpu_pct":..,"server_sys_pct":.. */
+static void print_srv(const srvsnap *a, const srvsnap *b, double secs) {
+    if (a->ok && b->ok && secs > 0) {
+        double tck = (double)sysconf(_SC_CLK_TCK);
+        printf(",\"server_cpu_pct\":%.1f,\"server_sys_pct\":%.1f",
+               100.0 * (double)(b->ut + b->st - a->ut - a->st) / tck / secs,
+               100.0 * (double)(b->st - a->st) / tck / secs);
+    }
 }
 
 /* whole-machine busy and total jiffies from /proc/stat (all CPUs) */
@@ -363,9 +384,11 @@ static void flush(conn *c) {
 static void queue_action(conn *c) {
     char body[256];
     uint64_t id = ++c->next_id;
-    int n = snprintf(body, sizeof body,
-                     "{\"event\":\"action\",\"params\":{\"action\":\"%s\",\"x\":1},\"messageId\":%llu}",
-                     o_action, (unsigned long long)id);
+    int n = o_noid
+        ? snprintf(body, sizeof body, "{\"event\":\"action\",\"params\":{\"action\":\"%s\",\"x\":1}}", o_action)
+        : snprintf(body, sizeof body,
+                   "{\"event\":\"action\",\"params\":{\"action\":\"%s\",\"x\":1},\"messageId\":%llu}",
+                   o_action, (unsigned long long)id);
     if (n < 0 || n >= (int)sizeof body) n = (int)sizeof body - 1;
     unsigned char *w = wreserve(c, (size_t)n + 14);
     c->wlen += build_frame(w, 1, body, (size_t)n, c->mask);
@@ -373,6 +396,7 @@ static void queue_action(conn *c) {
 }
 
 static long action_size(void) { /* payload length of the message with id 1 */
+    if (o_noid) return (long)snprintf(NULL, 0, "{\"event\":\"action\",\"params\":{\"action\":\"%s\",\"x\":1}}", o_action);
     return (long)snprintf(NULL, 0, "{\"event\":\"action\",\"params\":{\"action\":\"%s\",\"x\":1},\"messageId\":1}",
                           o_action);
 }
@@ -430,7 +454,7 @@ static void fan_burst_done(void) {
             fs.t_meas = now;
             getrusage(RUSAGE_SELF, &fs.ru0);
             sys_snap(&fs.sys0);
-            if (o_spid) fs.scpu0 = proc_cpu_ticks(o_spid);
+            srv_snap(&fs.srv0);
         }
     } else {
         long long sent = fs.sent - fs.base_sent;
@@ -440,7 +464,7 @@ static void fan_burst_done(void) {
             fs.t_end = now;
             getrusage(RUSAGE_SELF, &fs.ru1);
             sys_snap(&fs.sys1);
-            if (o_spid) fs.scpu1 = proc_cpu_ticks(o_spid);
+            srv_snap(&fs.srv1);
             fs.have_cpu = 1;
             __atomic_store_n(&g_done, 1, __ATOMIC_SEQ_CST);
             return;
@@ -486,6 +510,22 @@ static void conn_fail(conn *c, const char *why, int err) {
     c->fd = -1;
 }
 
+/* Does the JSON text hold "context": "response" (any whitespace around the colon)? */
+static int is_response(const unsigned char *pl, size_t len) {
+    static const char key[] = "\"context\"", val[] = "\"response\"";
+    const unsigned char *p = pl, *end = pl + len;
+    while (p < end) {
+        const unsigned char *m = memmem(p, (size_t)(end - p), key, sizeof key - 1);
+        if (!m) return 0;
+        p = m + sizeof key - 1;
+        while (p < end && (*p == ' ' || *p == '\t')) p++;
+        if (p == end || *p++ != ':') continue;
+        while (p < end && (*p == ' ' || *p == '\t')) p++;
+        if ((size_t)(end - p) >= sizeof val - 1 && memcmp(p, val, sizeof val - 1) == 0) return 1;
+    }
+    return 0;
+}
+
 static inline void on_message(conn *c, const unsigned char *pl, size_t len, int running) {
     c->frames++;
     if (!c->ready && c->frames >= o_waitk) {
@@ -500,6 +540,14 @@ static inline void on_message(conn *c, const unsigned char *pl, size_t len, int 
         break;
     case M_ACTION: {
         static const char key[] = "\"messageId\":";
+        if (o_noid) {
+            if (c->npend > 0 && is_response(pl, len)) {
+                c->npend--;
+                c->t->counted++;
+                c->to_send++;
+            }
+            break;
+        }
         const unsigned char *p = pl, *end = pl + len;
         while (p < end) {
             const unsigned char *m = memmem(p, (size_t)(end - p), key, sizeof key - 1);
@@ -701,7 +749,7 @@ static void *thread_main(void *arg) {
                 fs.t_end = now_ns();
                 fs.end_sum = got;
                 fs.end_sent = fs.sent;
-                if (fs.measuring) { getrusage(RUSAGE_SELF, &fs.ru1); sys_snap(&fs.sys1); if (o_spid) fs.scpu1 = proc_cpu_ticks(o_spid); fs.have_cpu = 1; }
+                if (fs.measuring) { getrusage(RUSAGE_SELF, &fs.ru1); sys_snap(&fs.sys1); srv_snap(&fs.srv1); fs.have_cpu = 1; }
                 __atomic_store_n(&g_done, 1, __ATOMIC_SEQ_CST);
             }
         }
@@ -838,7 +886,7 @@ static void usage(void) {
     fprintf(stderr,
             "usage: loadgen echo|action|fanout -P PORT [-H 127.0.0.1|::1] [-u PATH]\n"
             "       [-c CONNS] [-p INFLIGHT|BURST] [-s SIZE] [-d SEC] [-w SEC] [-t THREADS]\n"
-            "       [-n MESSAGES] [-m TEXT] [-k MARKER] [-J TEXT] [-W K] [-T SEC] [-a ACTION] [-S PID]\n"
+            "       [-n MESSAGES] [-m TEXT] [-k MARKER] [-J TEXT] [-W K] [-T SEC] [-a ACTION] [-I] [-S PID]\n"
             "(see the comment at the top of loadgen.c)\n");
     exit(1);
 }
@@ -861,7 +909,7 @@ static double parse_dbl(const char *s, const char *what, double lo, double hi) {
 int main(int argc, char **argv) {
     const char *mode = NULL;
     int opt;
-    while ((opt = getopt(argc, argv, "-H:P:u:c:p:s:d:w:t:n:m:k:J:W:T:a:S:h")) != -1) {
+    while ((opt = getopt(argc, argv, "-H:P:u:c:p:s:d:w:t:n:m:k:J:W:T:a:IS:h")) != -1) {
         switch (opt) {
         case 1: if (mode) usage(); mode = optarg; break;
         case 'H': o_host = optarg; break;
@@ -880,6 +928,7 @@ int main(int argc, char **argv) {
         case 'W': o_waitk = parse_long(optarg, "wait frames", 0, 1L << 30); break;
         case 'T': o_timeout = parse_dbl(optarg, "timeout", 0.01, 86400); break;
         case 'a': o_action = optarg; break;
+        case 'I': o_noid = 1; break;
         case 'S': o_spid = parse_long(optarg, "pid", 1, 1L << 30); break;
         default: usage();
         }
@@ -1006,18 +1055,16 @@ int main(int argc, char **argv) {
         long deliv = fs.end_sum - fs.base_sum;
         long errors = sum_err() + setup_errors;
         double dps = secs > 0 ? deliv / secs : 0;
-        printf("{\"mode\":\"fanout\",\"receivers\":%d,\"burst\":%d,\"size\":%zu,\"sent\":%lld,"
+        printf("{\"mode\":\"fanout\",\"receivers\":%d,\"burst\":%d,\"size\":%zu,\"sent\":%lld,\"sent_total\":%lld,"
                "\"deliveries\":%ld,\"seconds\":%.3f,\"deliveries_per_s\":%.0f,\"msg_per_s\":%.0f,"
                "\"errors\":%ld,\"timed_out\":%s,\"threads\":%d",
-               o_conns, o_inflight, fan_size, fs.end_sent - fs.base_sent, deliv, secs, dps, dps,
+               o_conns, o_inflight, fan_size, fs.end_sent - fs.base_sent, fs.sent, deliv, secs, dps, dps,
                errors, fs.timed_out ? "true" : "false", g_nthreads);
         if (fs.have_cpu && secs > 0) {
             printf(",\"cpu_pct\":%.1f", 100.0 * (cpu_secs(&fs.ru1) - cpu_secs(&fs.ru0)) / secs);
             double sb = sys_busy_pct(&fs.sys0, &fs.sys1);
             if (sb >= 0) printf(",\"sys_busy_pct\":%.1f", sb);
-            if (o_spid && fs.scpu0 >= 0 && fs.scpu1 >= 0)
-                printf(",\"server_cpu_pct\":%.1f",
-                       100.0 * (double)(fs.scpu1 - fs.scpu0) / (double)sysconf(_SC_CLK_TCK) / secs);
+            print_srv(&fs.srv0, &fs.srv1, secs);
         }
         printf("}\n");
         fflush(stdout);
@@ -1033,7 +1080,8 @@ int main(int argc, char **argv) {
         sleep_ns(wend - now < step ? wend - now : step);
     }
     struct rusage ru0, ru1;
-    long long sc0 = o_spid ? proc_cpu_ticks(o_spid) : -1;
+    srvsnap srv0, srv1;
+    srv_snap(&srv0);
     syssnap ss0, ss1;
     sys_snap(&ss0);
     getrusage(RUSAGE_SELF, &ru0);
@@ -1048,7 +1096,7 @@ int main(int argc, char **argv) {
     uint64_t m1 = now_ns();
     getrusage(RUSAGE_SELF, &ru1);
     sys_snap(&ss1);
-    long long sc1 = o_spid ? proc_cpu_ticks(o_spid) : -1;
+    srv_snap(&srv1);
     __atomic_store_n(&g_phase, PH_STOP, __ATOMIC_SEQ_CST);
     for (int i = 0; i < g_nthreads; i++) pthread_join(g_thr[i].th, NULL);
 
@@ -1060,8 +1108,8 @@ int main(int argc, char **argv) {
            o_mode == M_ECHO ? "echo" : "action", o_conns, o_inflight,
            o_mode == M_ECHO ? o_size : action_size(), secs, msgs, secs > 0 ? msgs / secs : 0.0, errors,
            g_nthreads, secs > 0 ? 100.0 * (cpu_secs(&ru1) - cpu_secs(&ru0)) / secs : 0.0);
-    if (sc0 >= 0 && sc1 >= 0 && secs > 0)
-        printf(",\"server_cpu_pct\":%.1f", 100.0 * (double)(sc1 - sc0) / (double)sysconf(_SC_CLK_TCK) / secs);
+    print_srv(&srv0, &srv1, secs);
+    if (o_mode == M_ACTION) printf(",\"message_id\":%s", o_noid ? "false" : "true");
     double sb = sys_busy_pct(&ss0, &ss1);
     if (sb >= 0) printf(",\"sys_busy_pct\":%.1f", sb);
     printf("}\n");

@@ -16,7 +16,8 @@ processes to go idle, and a run during which they used more than --max-other %
 of a core is retried (--retries); the CPU table shows server / loadgen / other.
 Use --wait-quiet 0 --retries 0 to disable.  Raw per-run results: --json PATH.
 
-Servers: picows, websockets, aiohttp, raw, raw-passthrough, hero-fast, or
+Servers: picows, websockets, aiohttp, raw, raw-passthrough, c-epoll (bench/macro/epoll_server
+echo, built with the loadgen), hero-fast, or
 NAME=COMMAND where COMMAND contains {port}.  "hero-fast" runs
 `python -m hero_fast.echo --host 127.0.0.1 --port N` (from the repo root,
 adding src/ to PYTHONPATH if that is what makes it importable); it is skipped
@@ -28,11 +29,12 @@ import argparse
 import json
 import os
 import shlex
-import socket
 import statistics
 import subprocess
 import sys
 import time
+
+from serverproc import Server, stop
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -46,6 +48,7 @@ SERVERS = {
     "raw": [PY, os.path.join(PEERS, "raw_uvloop_echo.py"), "--port", "{port}"],
     "raw-passthrough": [PY, os.path.join(PEERS, "raw_uvloop_echo.py"), "--port", "{port}",
                         "--passthrough"],
+    "c-epoll": [os.path.join(HERE, "epoll_server"), "echo", "-P", "{port}"],
     "hero-fast": [PY, "-m", "hero_fast.echo", "--host", "127.0.0.1", "--port", "{port}"],
 }
 
@@ -63,83 +66,23 @@ def log(*a):
     print(*a, file=sys.stderr, flush=True)
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(proc: subprocess.Popen, port: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return False
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return True
-        except OSError:
-            time.sleep(0.05)
-    return False
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """Stop the server we started, by its PID only."""
-    if proc.poll() is None:
-        try:
-            os.kill(proc.pid, 15)
-        except ProcessLookupError:
-            pass
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, 9)
-            proc.wait(timeout=5)
-
-
 def hero_env() -> dict | None:
-    """Environment under which hero_fast.echo can be found, or None."""
-    base = dict(os.environ)
+    """Environment additions under which hero_fast.echo can be found, or None."""
     src = os.path.join(REPO, "src")
-    candidates = [base]
+    candidates: list[dict] = [{}]
     if os.path.isdir(src):
-        extra = dict(base)
-        extra["PYTHONPATH"] = src + (os.pathsep + base["PYTHONPATH"] if base.get("PYTHONPATH") else "")
-        candidates.append(extra)
-    for env in candidates:
+        pp = os.environ.get("PYTHONPATH")
+        candidates.append({"PYTHONPATH": src + (os.pathsep + pp if pp else "")})
+    for extra in candidates:
         try:
             r = subprocess.run([PY, "-c", "import importlib.util, sys; "
-                                "sys.exit(importlib.util.find_spec('hero_fast.echo') is None)"], cwd=REPO, env=env,
-                               capture_output=True, timeout=30)
+                                "sys.exit(importlib.util.find_spec('hero_fast.echo') is None)"], cwd=REPO,
+                               env=dict(os.environ, **extra), capture_output=True, timeout=30)
         except subprocess.TimeoutExpired:
             continue
         if r.returncode == 0:
-            return env
+            return extra
     return None
-
-
-class Server:
-    def __init__(self, name: str, argv: list[str], env: dict | None = None):
-        self.name = name
-        self.argv = argv
-        self.env = env
-        self.broken: str | None = None
-
-    def start(self, log_path: str) -> tuple[subprocess.Popen, int] | None:
-        port = free_port()
-        argv = [a.replace("{port}", str(port)) for a in self.argv]
-        env = dict(self.env or os.environ)
-        env["PYTHONUNBUFFERED"] = "1"
-        with open(log_path, "wb") as logf:
-            proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=logf, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL)
-        if not wait_port(proc, port, 20.0):
-            stop(proc)
-            with open(log_path, "rb") as f:
-                tail = f.read()[-800:].decode(errors="replace")
-            self.broken = f"did not start ({shlex.join(argv)}): {tail.strip() or 'no output'}"
-            return None
-        time.sleep(0.3)  # let it settle after the first accept
-        return proc, port
 
 
 def _cpu_times() -> tuple[int, int]:
@@ -235,23 +178,22 @@ def main() -> int:
     if not (1 <= a.repeat <= 100) or not (0 < a.duration <= 600) or not (0 <= a.warmup <= 600):
         ap.error("repeat must be 1..100, duration 0..600 s, warmup 0..600 s")
 
-    if not os.path.exists(a.loadgen):
-        log("building loadgen ...")
-        subprocess.run(["make", "-C", HERE, "loadgen"], check=True, timeout=120)
+    if not os.path.exists(a.loadgen) or "c-epoll" in names:
+        subprocess.run(["make", "-s", "-C", HERE], check=True, timeout=120)
 
     servers: list[Server] = []
     for n in names:
         if "=" in n:
             name, cmd = n.split("=", 1)
-            servers.append(Server(name, shlex.split(cmd)))
+            servers.append(Server(name, shlex.split(cmd), cwd=REPO, settle=0.3))
         elif n == "hero-fast":
             env = hero_env()
-            srv = Server(n, SERVERS[n], env)
+            srv = Server(n, SERVERS[n], cwd=REPO, env=env, settle=0.3)
             if env is None:
                 srv.broken = "hero_fast.echo not found (not built yet?)"
             servers.append(srv)
         elif n in SERVERS:
-            servers.append(Server(n, SERVERS[n]))
+            servers.append(Server(n, SERVERS[n], cwd=REPO, settle=0.3))
         else:
             ap.error(f"unknown server {n}")
 

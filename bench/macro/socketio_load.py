@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import resource
 import sys
 import time
 
 import socketio
-import uvloop
+from serverproc import client_main, raise_fd_limit
 
 
 def cpu_self() -> float:
@@ -170,18 +169,9 @@ def main() -> int:
     if not (1 <= a.conns <= 5000 and 1 <= a.burst <= 1000 and 0 < a.duration <= 600
             and 0 <= a.warmup <= 600 and 0 < a.timeout <= 120):
         ap.error("out of range: conns 1..5000, burst 1..1000, duration 0..600, warmup 0..600, timeout 0..120")
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    raise_fd_limit()
     coro = run_action(a) if a.mode == "action" else run_fanout(a)
-    budget = a.warmup + a.duration + 3 * a.timeout + a.conns * 0.2 + 30
-    try:
-        res = uvloop.run(asyncio.wait_for(coro, budget))
-    except Exception as e:  # bounded: report and fail
-        print(f"socketio_load: {type(e).__name__}: {e}", file=sys.stderr)
-        return 1
-    print(json.dumps(res), flush=True)
-    return 3 if res.get("errors") else 0
+    return client_main("socketio_load", coro, a.warmup + a.duration + 3 * a.timeout + a.conns * 0.2 + 30)
 
 
 if __name__ == "__main__":

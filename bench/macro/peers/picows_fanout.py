@@ -7,9 +7,8 @@ sender's frames reach everyone; count them with -k MARK.
 
 Usage: python bench/macro/peers/picows_fanout.py --port N [--host 127.0.0.1]
 """
-import argparse
 
-import uvloop
+from _cli import run_peer
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_create_server
 
 CLIENTS: set = set()
@@ -41,8 +40,4 @@ async def main(host: str, port: int) -> None:
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, required=True)
-    args = ap.parse_args()
-    uvloop.run(main(args.host, args.port))
+    run_peer(main)

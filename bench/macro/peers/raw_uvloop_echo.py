@@ -11,14 +11,13 @@ row of shared/notes/performance.md.
 
 Usage: python bench/macro/peers/raw_uvloop_echo.py --port N [--host 127.0.0.1] [--passthrough]
 """
-import argparse
 import asyncio
 import base64
 import hashlib
 
-import uvloop
+from _cli import run_peer
 
-GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC11B85"
+GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 MAX_HEADER = 16384
 MAX_FRAME = 64 * 1024 * 1024
 
@@ -154,9 +153,4 @@ async def main(host: str, port: int, passthrough: bool) -> None:
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--passthrough", action="store_true")
-    args = ap.parse_args()
-    uvloop.run(main(args.host, args.port, args.passthrough))
+    run_peer(main, "--passthrough")

@@ -9,11 +9,10 @@ Driven by bench/macro/socketio_load.py (socket.io framing is not what the C load
 
 Usage: python bench/macro/peers/socketio_server.py --port N [--host 127.0.0.1]
 """
-import argparse
 import asyncio
 
 import socketio
-import uvloop
+from _cli import run_peer
 from aiohttp import web
 
 sio = socketio.AsyncServer(async_mode="aiohttp", logger=False, engineio_logger=False,
@@ -49,8 +48,4 @@ async def main(host: str, port: int) -> None:
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, required=True)
-    args = ap.parse_args()
-    uvloop.run(main(args.host, args.port))
+    run_peer(main)

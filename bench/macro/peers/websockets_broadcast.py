@@ -5,9 +5,8 @@ Compatible with ``loadgen fanout`` without -J (see picows_fanout.py).
 
 Usage: python bench/macro/peers/websockets_broadcast.py --port N [--host 127.0.0.1]
 """
-import argparse
 
-import uvloop
+from _cli import run_peer
 from websockets.asyncio.server import broadcast, serve
 
 CLIENTS: set = set()
@@ -31,8 +30,4 @@ async def main(host: str, port: int) -> None:
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, required=True)
-    args = ap.parse_args()
-    uvloop.run(main(args.host, args.port))
+    run_peer(main)

@@ -2,9 +2,8 @@
 
 Usage: python bench/macro/peers/websockets_echo.py --port N [--host 127.0.0.1]
 """
-import argparse
 
-import uvloop
+from _cli import run_peer
 from websockets.asyncio.server import serve
 
 
@@ -22,8 +21,4 @@ async def main(host: str, port: int) -> None:
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, required=True)
-    args = ap.parse_args()
-    uvloop.run(main(args.host, args.port))
+    run_peer(main)
