@@ -21,7 +21,8 @@ it), ``websocket_close_codes_total{code}``, ``messages_dropped_total{reason}``,
 ``engine_events_total{event}``, ``action_duration_seconds{action}``,
 ``actions_total{action,outcome}``, ``actions_in_flight``, ``chat_rooms``,
 ``chat_members``, ``chat_room_members{room}``, ``cluster_backend_info{backend}``,
-``cluster_connected``, ``cluster_events_total{event}``; plus the standard ``process_*``.
+``cluster_connected``, ``cluster_events_total{event}``, ``recovery_total{event}``; plus the
+standard ``process_*``.
 What each one counts: docs/operations.md.
 """
 
@@ -328,6 +329,17 @@ class _Collector:
             for name, n in sorted(sizes.items()):
                 per_room.add_metric([name], float(n))
         yield per_room
+
+        # connection state recovery
+        recovery = CounterMetricFamily(
+            "hero_fast_recovery",
+            "Connection state recovery: states saved when a connection dropped, and recover requests by "
+            "outcome (recovered, partial: something was lost, refused: nothing to recover).",
+            labels=["event"],
+        )
+        for event, n in sorted(api.recovery.counters.items()):
+            recovery.add_metric([event], float(n))
+        yield recovery
 
         # cluster backend
         yield from _cluster_families(api)

@@ -68,6 +68,7 @@ async def test_metrics_endpoint_serves_prometheus_text(tmp_path: Path) -> None:
             "hero_fast_chat_room_members",
             "hero_fast_cluster_backend_info",
             "hero_fast_cluster_connected",
+            "hero_fast_recovery",
             "process_resident_memory_bytes",
         ]:
             assert name in names, name
@@ -75,6 +76,7 @@ async def test_metrics_endpoint_serves_prometheus_text(tmp_path: Path) -> None:
         assert value(body, "hero_fast_cluster_backend_info", backend="memory") == 1.0
         assert value(body, "hero_fast_engine_events_total", event="protocol_errors") == 0.0
         assert ("hero_fast_messages_dropped_total", (("reason", "slow_consumer"),)) in samples(body)
+        assert value(body, "hero_fast_recovery_total", event="saved") == 0.0
 
 
 async def test_engine_counters_are_read_at_scrape_time(tmp_path: Path) -> None:
