@@ -125,27 +125,24 @@ class Initializers:
     async def initialize(self, api: Api) -> None:
         """Run every ``initialize`` in priority order. On a failure the ones initialized
         before are stopped (reverse order) and ProjectError is raised."""
-        for init, source in self._items:
-            if _overrides(init, "initialize"):
-                log.debug("initializing %s", init.name)
-                try:
-                    await self._call(init, source, "initialize", api)
-                except ProjectError:
-                    await self.stop(api)
-                    raise
-            self._initialized.append((init, source))
+        await self._boot_step("initialize", api)
 
     async def start(self, api: Api) -> None:
         """Run every ``start`` in priority order. On a failure every initialized one is
         stopped (reverse order) and ProjectError is raised."""
+        await self._boot_step("start", api)
+
+    async def _boot_step(self, step: str, api: Api) -> None:
         for init, source in self._items:
-            if _overrides(init, "start"):
-                log.debug("starting %s", init.name)
+            if _overrides(init, step):
+                log.debug("%s %s", step, init.name)
                 try:
-                    await self._call(init, source, "start", api)
+                    await self._call(init, source, step, api)
                 except ProjectError:
                     await self.stop(api)
                     raise
+            if step == "initialize":
+                self._initialized.append((init, source))
 
     async def stop(self, api: Api) -> None:
         """Run ``stop`` of every initialized initializer in reverse order; failures are logged."""

@@ -30,8 +30,12 @@ code loaded, nothing run) and :func:`run_action`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
+import shutil
+import tempfile
 import types
+import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -54,13 +58,13 @@ __all__ = [
 
 TIMEOUT = 5.0
 
-# no project folder: only the built-in actions (dotted keys, so a nested dict given by the
-# test merges with them instead of replacing them)
-_NO_PROJECT: dict[str, Any] = {
-    "general.paths.action": [],
-    "general.paths.initializer": [],
-    "general.paths.middleware": [],
-}
+
+
+def _empty_project() -> tuple[Path, Any]:
+    """A fresh empty project folder (only the built-in actions; the browser client written
+    there, not into the current folder) and what removes it."""
+    path = Path(tempfile.mkdtemp(prefix="hero-fast-test-"))
+    return path, functools.partial(shutil.rmtree, path, ignore_errors=True)
 
 
 def _payload(frame: bytes) -> tuple[int, bytes]:
@@ -201,25 +205,37 @@ class TestConnection:
             return list(self.messages)
         return [m for m in self.messages if isinstance(m, dict) and m.get("context") == context]
 
-    async def next(self, context: str | None = None, timeout: float = TIMEOUT) -> Any:
-        """The next message not yet returned by ``next`` (with this ``context``), waiting up
-        to ``timeout`` s for it."""
+    async def _until(self, find: Any, timeout: float, what: str) -> Any:
+        """``find()`` once it returns something other than None, checked whenever a message
+        arrives, for at most ``timeout`` s."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
-            while self._read < len(self.messages):
-                m = self.messages[self._read]
-                self._read += 1
-                if context is None or (isinstance(m, dict) and m.get("context") == context):
-                    return m
+            found = find()
+            if found is not None:
+                return found
             remaining = deadline - loop.time()
             if remaining <= 0:
-                raise TimeoutError(f"no {context or 'new'} message within {timeout} s")
+                raise TimeoutError(f"{what} within {timeout} s")
             self._socket.arrived.clear()
             try:
                 await asyncio.wait_for(self._socket.arrived.wait(), remaining)
             except asyncio.TimeoutError:
                 pass
+
+    async def next(self, context: str | None = None, timeout: float = TIMEOUT) -> Any:
+        """The next message not yet returned by ``next`` (with this ``context``), waiting up
+        to ``timeout`` s for it."""
+
+        def find() -> Any:
+            while self._read < len(self.messages):
+                m = self.messages[self._read]
+                self._read += 1
+                if context is None or (isinstance(m, dict) and m.get("context") == context):
+                    return m
+            return None
+
+        return await self._until(find, timeout, f"no {context or 'new'} message")
 
     def send(self, message: Any) -> None:
         """Send any JSON value (or a str as is) as a text message, without waiting."""
@@ -233,21 +249,16 @@ class TestConnection:
         if event == "roomAdd":
             self._rooms_asked[mid] = fields.get("room")
         self.send({"event": event, **fields, "messageId": mid})
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
+
+        def find() -> Any:
             self._track()
             for m in self.messages:
                 if isinstance(m, dict) and m.get("context") == "response" and m.get("messageId") == mid:
                     return m
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise TimeoutError(f"no response to {event!r} within {timeout} s")
-            self._socket.arrived.clear()
-            try:
-                await asyncio.wait_for(self._socket.arrived.wait(), remaining)
-            except asyncio.TimeoutError:
-                pass
+            return None
+
+        response: dict[str, Any] = await self._until(find, timeout, f"no response to {event!r}")
+        return response
 
     async def action(self, name: str, params: Mapping[str, Any] | None = None, /, **kwargs: Any) -> dict[str, Any]:
         """Run action ``name`` with ``params`` and/or keyword params as this connection; the
@@ -327,10 +338,10 @@ class TestApi:
         config: Mapping[str, Any] | None = None,
         env: str = "test",
     ) -> None:
-        overrides: dict[str, Any] = {"logging.accessLog": False}
+        overrides: dict[str, Any] = {"logging.accessLog": False, **(config or {})}
+        self._cleanup: Any = None
         if project_dir is None:
-            overrides.update(_NO_PROJECT)
-        overrides.update(config or {})
+            project_dir, self._cleanup = _empty_project()
         self.api = Api(project_dir, env=env, overrides=overrides)
         self._http: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
 
@@ -364,6 +375,8 @@ class TestApi:
         if self._http is not None:
             self._http[1].close()
             self._http = None
+        if self._cleanup is not None:
+            self._cleanup()
 
     async def __aenter__(self) -> TestApi:
         return await self.start()
@@ -442,9 +455,12 @@ def make_test_api(project_dir: Path | str | None = None, config_overrides: Mappi
     """An :class:`~hero_fast.app.Api` with the project's code loaded (actions, middleware,
     routes; without ``project_dir``, the built-in actions only) and nothing run: no
     initializers, no rooms. Enough for :func:`run_action`; use :class:`TestApi` for the rest."""
-    overrides: dict[str, Any] = dict(_NO_PROJECT) if project_dir is None else {}
-    overrides.update(config_overrides or {})
-    api = Api(project_dir, overrides=overrides)
+    cleanup = None
+    if project_dir is None:
+        project_dir, cleanup = _empty_project()
+    api = Api(project_dir, overrides=dict(config_overrides or {}))
+    if cleanup is not None:
+        weakref.finalize(api, cleanup)
     api.load()
     return api
 
