@@ -45,7 +45,7 @@ import socket
 import subprocess
 import sys
 import textwrap
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -110,30 +110,28 @@ class Block:
     file: str | None = None
     server: str | None = None
     forever: bool = False
-    directives: list[str] = field(default_factory=list)
 
     @property
     def where(self) -> str:
         return f"{self.doc}:{self.line}"
 
 
-def parse_marker(comment: str, where: str) -> dict[str, str | bool]:
+def apply_marker(block: Block, comment: str, where: str) -> None:
     skip = SKIP.match(comment)
     if skip:  # the reason may hold anything, ";" included
-        return {"skip": skip.group(1).strip()}
-    out: dict[str, str | bool] = {}
+        block.skip = skip.group(1).strip()
+        return
     for part in (p.strip() for p in comment.split(";")):
         m = DIRECTIVE.match(part)
         if m is None:
             raise SnippetError(f"{where}: unknown snippet directive {part!r} (skip (reason), file PATH, server [DIR], "
                                "forever)")
         if m.group(1):
-            out["file"] = m.group(2)
+            block.file = m.group(2)
         elif m.group(3):
-            out["server"] = m.group(4) or "."
+            block.server = m.group(4) or "."
         else:
-            out["forever"] = True
-    return out
+            block.forever = True
 
 
 def closes(line: str, opening: str) -> bool:
@@ -146,13 +144,13 @@ def extract(text: str, doc: str) -> list[Block]:
     that is neither runnable, parsed nor shown and has no marker, or for a bad marker."""
     lines = text.splitlines()
     blocks: list[Block] = []
-    marker: tuple[str, int] | None = None
+    marker: tuple[str, str] | None = None  # (comment, where)
     i = 0
     while i < len(lines):
         line = lines[i]
         m = MARKER.match(line.strip())
         if m:
-            marker = (m.group(1).strip(), i + 1)
+            marker = (m.group(1).strip(), f"{doc}:{i + 1}")
             i += 1
             continue
         fence = FENCE.match(line)
@@ -170,11 +168,7 @@ def extract(text: str, doc: str) -> list[Block]:
         block = Block(doc, i - len(body), lang, "\n".join(body) + "\n")
         i += 1  # the closing fence
         if marker is not None:
-            options = parse_marker(marker[0], f"{doc}:{marker[1]}")
-            block.skip = options.get("skip")  # type: ignore[assignment]
-            block.file = options.get("file")  # type: ignore[assignment]
-            block.server = options.get("server")  # type: ignore[assignment]
-            block.forever = bool(options.get("forever"))
+            apply_marker(block, *marker)
             marker = None
         if block.skip is None and block.file is None and lang not in RUN and lang not in PARSED | SHOWN:
             raise SnippetError(
