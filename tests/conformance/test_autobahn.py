@@ -4,7 +4,7 @@ NON-STRICT or INFORMATIONAL, and every compression case must have negotiated
 permessage-deflate (conformance/autobahn/summarize.py decides and says so).
 
 Here: cases 1-10 whole and a sample of the compression cases 12 and 13 (all
-216 of them take ~15 min: ``make autobahn-full``, a job of its own in CI).
+216 of them take 15-40 min: ``make autobahn-full``, a job of its own in CI).
 
 wstest is Python 2.7 only; conformance/autobahn/setup.sh builds its venv from
 the machine's Python 2.7. Without one the test skips, except in CI.
