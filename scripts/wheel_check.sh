@@ -3,9 +3,11 @@
 #
 #   1. export the source tree (tracked + untracked-but-not-ignored files, like a clean
 #      checkout of the working tree; WHEEL_CHECK_SOURCE=HEAD exports the last commit instead)
-#   2. build the sdist from it (python -m build --sdist) and check its contents: every file
-#      of the package source is in it, no generated .c next to a .pyx, no compiled module
-#   3. build a wheel FROM THAT SDIST, repair it with auditwheel to a manylinux tag
+#   2. build the sdist from it (python -m build --sdist) and check its contents
+#      (scripts/check_dist.py): every file of the package source is in it, no generated .c
+#      next to a .pyx, no compiled module
+#   3. build a wheel FROM THAT SDIST, repair it with auditwheel to a manylinux tag, check
+#      that it carries every compiled module with its .pyi and .pxd (scripts/check_dist.py)
 #   4. make a fresh venv, put no compiler on PATH (and CC/CXX=/bin/false, pip binary-only),
 #      install the repaired wheel + the test dependencies
 #   5. run the test suite from a temporary copy of tests/ (hero_fast must come from
@@ -89,41 +91,7 @@ timeout 900 "$TOOLS/bin/python" -m build --sdist --outdir "$WORK/sdist" "$SRC" >
     || { tail -40 "$WORK/sdist.log"; fail "sdist build"; }
 SDIST=$(ls "$WORK"/sdist/*.tar.gz)
 echo "sdist: $(basename "$SDIST") ($(du -h "$SDIST" | cut -f1))"
-"$TOOLS/bin/python" - "$SDIST" "$SRC" <<'EOF'
-import sys, tarfile
-from pathlib import Path
-
-sdist, src = Path(sys.argv[1]), Path(sys.argv[2])
-with tarfile.open(sdist) as tar:
-    names = tar.getnames()
-prefix = names[0].split("/", 1)[0]
-inside = {n.split("/", 1)[1] for n in names if "/" in n}
-pkg = src / "src" / "hero_fast"
-expected = {
-    p.relative_to(src).as_posix()
-    for p in pkg.rglob("*")
-    if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".pyc", ".so", ".pyd")
-    and not (p.suffix == ".c" and p.with_suffix(".pyx").exists())  # written by the build itself
-}
-expected |= {"pyproject.toml", "setup.py", "README.md", "MANIFEST.in", "CHANGELOG.md", "docs/configuration.md"}
-expected |= {p.relative_to(src).as_posix() for p in (src / "tests").rglob("test_*.py")}
-missing = sorted(expected - inside)
-generated = sorted(
-    n for n in inside
-    if (n.endswith(".c") and (n[:-2] + ".pyx") in inside) or n.endswith((".so", ".pyd", ".pyc"))
-)
-for kind in (".pyx", ".pxd", ".pyi", ".h"):
-    print(f"  {kind:5} {sorted(n.rsplit('/', 1)[1] for n in inside if n.endswith(kind))}")
-print(f"  py.typed {'src/hero_fast/py.typed' in inside}; "
-      f"scaffold {sum(n.startswith('src/hero_fast/scaffold/') for n in inside)} files; "
-      f"client_js {sum(n.startswith('src/hero_fast/client_js/') for n in inside)} files; "
-      f"{len(inside)} files in all")
-if missing:
-    sys.exit(f"the sdist lacks files of the source tree: {missing}")
-if generated:
-    sys.exit(f"the sdist carries generated or compiled files: {generated}")
-print("sdist contents: OK (every package source file, no generated C, no binaries)")
-EOF
+"$TOOLS/bin/python" "$SRC/scripts/check_dist.py" sdist "$SDIST" "$SRC" || fail "sdist contents"
 done_step "sdist (+ contents check)"
 
 # -- 3. wheel from the sdist, auditwheel ---------------------------------------------------------
@@ -145,18 +113,7 @@ case "$(basename "$REPAIRED")" in
     *manylinux*) echo "repaired: $(basename "$REPAIRED")" ;;
     *) fail "auditwheel produced no manylinux wheel: $REPAIRED" ;;
 esac
-"$TOOLS/bin/python" - "$REPAIRED" <<'EOF'
-import sys, zipfile
-names = zipfile.ZipFile(sys.argv[1]).namelist()
-need = ["hero_fast/py.typed", "hero_fast/_core.pyi", "hero_fast/_core.pxd", "hero_fast/_transport.pyi",
-        "hero_fast/_transport.pxd", "hero_fast/metrics.py", "hero_fast/logs.py"]
-missing = [n for n in need if n not in names]
-compiled = [n for n in names if n.startswith("hero_fast/_") and n.endswith(".so")]
-c_files = [n for n in names if n.endswith(".c")]
-if missing or len(compiled) < 2 or c_files:
-    sys.exit(f"wheel contents: missing {missing}, compiled {compiled}, .c files {c_files}")
-print(f"wheel contents: OK ({len(names)} files; {', '.join(n.split('/')[-1] for n in compiled)})")
-EOF
+"$TOOLS/bin/python" "$SRC/scripts/check_dist.py" wheel "$REPAIRED" "$SRC" || fail "wheel contents"
 done_step "auditwheel repair"
 
 # -- 4. fresh venv, no compiler ------------------------------------------------------------------

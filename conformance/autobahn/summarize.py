@@ -6,16 +6,22 @@ Usage: summarize.py INDEX_JSON [--agent NAME] [--expected EXPECTED_JSON] [--stri
 Prints the count of cases per behavior (OK, NON-STRICT, INFORMATIONAL, FAILED,
 UNIMPLEMENTED), every case whose behavior is not OK/NON-STRICT/INFORMATIONAL,
 every case whose close behavior is not OK/INFORMATIONAL, expected cases that
-did not run, and the time spent per top-level case group.
+did not run, the time spent per top-level case group, and in how many of the
+permessage-deflate cases (12.*, 13.*) the server's handshake response (in the
+case's own report file) accepted permessage-deflate.
 
-Exit status 1 when any case has behavior FAILED, behavior UNIMPLEMENTED in
-cases 1-10, behaviorClose FAILED (with --strict-close also WRONG CODE / UNCLEAN),
-or an expected case is missing from the report; 2 when the report is unusable.
+Exit status 1 when any case has behavior FAILED or UNIMPLEMENTED (wstest says
+UNIMPLEMENTED for a compression case when the extension was not negotiated),
+behaviorClose FAILED (with --strict-close also WRONG CODE / UNCLEAN), a
+compression case ran without permessage-deflate, or an expected case is missing
+from the report; 2 when the report is unusable.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
 from collections import Counter, defaultdict
 
@@ -23,10 +29,25 @@ BEHAVIORS = ("OK", "NON-STRICT", "INFORMATIONAL", "FAILED", "UNIMPLEMENTED")
 PASSING = {"OK", "NON-STRICT", "INFORMATIONAL"}
 CLOSE_PASSING = {"OK", "INFORMATIONAL"}
 STRICT_CLOSE_FAILING = {"FAILED", "WRONG CODE", "UNCLEAN"}
+COMPRESSION_GROUPS = {12, 13}
+DEFLATE_ACCEPTED = re.compile(r"^sec-websocket-extensions:[ \t]*permessage-deflate\b", re.I | re.M)
 
 
 def case_key(case_id: str) -> tuple[int, ...]:
     return tuple(int(p) if p.isdigit() else 0 for p in case_id.split("."))
+
+
+def deflate_negotiated(report_dir: str, entry: dict) -> bool:
+    """Whether the case's handshake response accepted permessage-deflate."""
+    name = entry.get("reportfile")
+    if not name:
+        return False
+    try:
+        with open(os.path.join(report_dir, name), encoding="utf-8") as f:
+            response = json.load(f).get("httpResponse") or ""
+    except (OSError, ValueError):
+        return False
+    return bool(DEFLATE_ACCEPTED.search(response))
 
 
 def main() -> int:
@@ -77,8 +98,7 @@ def main() -> int:
     for cid in sorted(results, key=case_key):
         r = results[cid]
         b, bc = r.get("behavior", "?"), r.get("behaviorClose", "?")
-        major = case_key(cid)[0]
-        bad = (b == "FAILED" or (b == "UNIMPLEMENTED" and 1 <= major <= 10) or b not in BEHAVIORS
+        bad = (b in ("FAILED", "UNIMPLEMENTED") or b not in BEHAVIORS
                or bc == "FAILED" or (args.strict_close and bc in STRICT_CLOSE_FAILING))
         line = (f"  {cid:<10} behavior={b:<14} close={bc:<16} "
                 f"remoteCloseCode={r.get('remoteCloseCode')} ({r.get('duration', '?')} ms)")
@@ -88,6 +108,9 @@ def main() -> int:
             notes.append(line)
 
     missing = [c for c in expected if c not in results]
+    compression = [c for c in results if case_key(c)[0] in COMPRESSION_GROUPS]
+    report_dir = os.path.dirname(os.path.abspath(args.index))
+    undeflated = sorted((c for c in compression if not deflate_negotiated(report_dir, results[c])), key=case_key)
 
     print(f"Autobahn|Testsuite summary for agent {agent!r}: {len(results)} cases"
           + (f" ({len(expected)} expected)" if expected else ""))
@@ -102,12 +125,18 @@ def main() -> int:
     if notes:
         print(f"Other cases not plain OK ({len(notes)}, not counted as failures):")
         print("\n".join(notes))
+    if compression:
+        print(f"permessage-deflate negotiated in {len(compression) - len(undeflated)} of "
+              f"{len(compression)} compression cases (12.*, 13.*)")
+    if undeflated:
+        print(f"Compression cases run without permessage-deflate ({len(undeflated)}): "
+              + ", ".join(undeflated[:20]) + (" ..." if len(undeflated) > 20 else ""))
     if missing:
         shown = ", ".join(missing[:20]) + (" ..." if len(missing) > 20 else "")
         print(f"Missing cases ({len(missing)} expected but not in the report; server unreachable or "
               f"wstest stopped early?): {shown}")
 
-    ok = not failing and not missing
+    ok = not failing and not missing and not undeflated
     print("RESULT: " + ("PASS" if ok else "FAIL"))
     return 0 if ok else 1
 

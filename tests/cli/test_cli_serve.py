@@ -1,4 +1,4 @@
-"""hero-fast serve / actions against a real Api (skipped until hero_fast.app imports).
+"""hero-fast serve / actions against a real Api.
 
 The server runs in a subprocess on a free loopback port; every wait is bounded and the
 process is killed by its PID if it outlives the test.
@@ -25,11 +25,6 @@ from typing import Any
 import pytest
 
 from hero_fast.cli import main, scaffold
-
-try:
-    import hero_fast.app  # noqa: F401
-except ImportError as exc:  # pragma: no cover - while the package is being assembled
-    pytestmark = pytest.mark.skip(reason=f"hero_fast.app is not importable yet: {exc}")
 
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 20.0

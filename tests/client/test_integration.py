@@ -10,9 +10,8 @@ from typing import Any
 
 import pytest
 
-app = pytest.importorskip("hero_fast.app")
-
-from hero_fast.client import Client, ConnectionClosed, HandshakeFailed  # noqa: E402
+from hero_fast.app import Api
+from hero_fast.client import Client, ConnectionClosed, HandshakeFailed
 
 ACTIONS = textwrap.dedent(
     """
@@ -69,7 +68,7 @@ async def start_api(tmp_path: Path) -> AsyncIterator[Starter]:
     project = make_project(tmp_path)
 
     async def start(**overrides: Any) -> Any:
-        api = app.Api(project_dir=project, overrides=overrides or None)
+        api = Api(project_dir=project, overrides=overrides or None)
         await api.start(host="127.0.0.1", port=0)
         apis.append(api)
         return api

@@ -2,7 +2,9 @@
 
 1. Any bytes, any limit: ``Inflater`` returns at most ``limit`` bytes or refuses
    (ValueError for invalid data, OverflowError past the limit) — and agrees with
-   Python's zlib on every input zlib can decode within the limit.
+   Python's zlib on every input, refusals included; a refusal resets it.
+   A bomb never makes it hold more than ``limit + 1`` bytes (its output buffer,
+   measured with tracemalloc), a 64 MiB one against a 16 MiB limit included.
 2. Streams of compressed, corrupted and plain frames into a deflate codec, in any
    chunking: events, or FAILED with a documented error and close code (1002, 1007,
    1009); the chunking never changes the outcome.
@@ -11,9 +13,11 @@
 from __future__ import annotations
 
 import sys
+import tracemalloc
 import zlib
 from pathlib import Path
 
+import pytest
 from _fuzzsupport import fuzz_settings
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -52,6 +56,9 @@ def deflate_input(draw) -> bytes:  # type: ignore[no-untyped-def]
     return bytes(b)
 
 
+PROBE = compress(b"probe")
+
+
 def zlib_reference(data: bytes, cap: int) -> bytes:
     """What the inflater must produce, by Python's zlib: after a final (BFINAL)
     block the rest of the message starts a new stream (RFC 7692 7.2.3.4), where
@@ -78,28 +85,62 @@ def test_inflater_output_is_capped_and_agrees_with_zlib(data: bytes, limit: int)
     try:
         out = inf.decompress(data, limit)
     except OverflowError:
-        assert not ref_ok or len(reference) > limit or True  # refusing earlier than zlib is allowed
-        return
+        # zlib, capped at limit + 1 bytes, got past the limit too (or met invalid data later)
+        assert not ref_ok or len(reference) > limit
     except ValueError:
-        assert not ref_ok or len(reference) <= limit  # only invalid data is refused as invalid
+        assert not ref_ok  # only data zlib refuses is refused as invalid
+    else:
+        assert ref_ok and len(out) <= limit and out == reference
         return
-    assert len(out) <= limit
-    if ref_ok and len(reference) <= limit:
-        assert out == reference
-    assert not inf.allocated or inf.allocated  # no crash on inspection
+    # a refusal resets the inflater: the next message inflates as if it were the first
+    assert inf.decompress(PROBE, 100) == b"probe"
+
+
+# What a refused bomb may allocate besides the inflater's output buffer: the OverflowError
+# and its traceback (measured: 496 bytes on CPython 3.11 once warmed up).
+SLACK = 1024
+
+
+def zero_bomb(size: int) -> bytes:
+    """``size`` zero bytes, deflated at level 9 without ever holding them all."""
+    co = zlib.compressobj(9, zlib.DEFLATED, -15)
+    block = bytes(min(size, 1 << 20))
+    parts = [co.compress(block[: min(len(block), size - done)]) for done in range(0, size, len(block))]
+    return (b"".join(parts) + co.flush(zlib.Z_SYNC_FLUSH))[:-4]
+
+
+def peak_while_refusing(bomb: bytes, limit: int) -> int:
+    """Bytes traced at the peak of a fresh inflater's refusal of ``bomb`` (the output
+    buffer comes from PyMem, which tracemalloc sees)."""
+    with pytest.raises(OverflowError):  # warm-up: first-use allocations are not the inflater's
+        Inflater(15).decompress(zero_bomb(1 << 16), 0)
+    inf = Inflater(15)
+    refused = False
+    tracemalloc.start()
+    try:
+        inf.decompress(bomb, limit)
+    except OverflowError:
+        refused = True
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert refused
+    assert inf.decompress(PROBE, 100) == b"probe"  # the refusal reset it
+    return peak
+
+
+def test_a_64_mib_bomb_against_a_16_mib_limit_never_holds_more_than_the_limit() -> None:
+    limit = 16 << 20
+    bomb = zero_bomb(64 << 20)
+    assert len(bomb) < 70_000
+    assert peak_while_refusing(bomb, limit) <= limit + 1 + SLACK
 
 
 @fuzz_settings(200)
 @given(st.integers(1, 30), st.integers(0, 2000))
 def test_bombs_never_allocate_past_the_limit(mib: int, limit: int) -> None:
-    bomb = compress(b"\0" * (mib << 16), level=9)
-    inf = Inflater(15)
-    try:
-        out = inf.decompress(bomb, limit)
-        assert len(out) <= limit and (mib << 16) <= limit
-    except OverflowError:
-        assert (mib << 16) > limit
-    assert not inf.allocated or True
+    # (mib << 16) zero bytes: always past the limit
+    assert peak_while_refusing(zero_bomb(mib << 16), limit) <= limit + 1 + SLACK
 
 
 @st.composite

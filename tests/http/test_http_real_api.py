@@ -13,8 +13,7 @@ import orjson
 import pytest
 from _http_support import RawHttp
 
-pytest.importorskip("hero_fast.actions")
-app = pytest.importorskip("hero_fast.app")
+from hero_fast.app import Api
 
 ACTIONS = textwrap.dedent(
     """
@@ -56,7 +55,7 @@ async def real(tmp_path: Path) -> AsyncIterator[Any]:
     public.mkdir()
     (public / "index.html").write_text("<h1>real</h1>\n")
     (tmp_path / "secret.txt").write_text("outside")
-    api = app.Api(tmp_path, overrides={"servers": {"websocket": {"server": {"pingInterval": 0}}}})
+    api = Api(tmp_path, overrides={"servers": {"websocket": {"server": {"pingInterval": 0}}}})
     await api.start(host="127.0.0.1", port=0)
     try:
         yield api

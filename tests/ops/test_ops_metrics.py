@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from _ops_support import Ws, eventually, http, make_project, running
+from _redis_server import private_redis_server
 
 from hero_fast.app import Api
 from hero_fast.config import ConfigError
@@ -215,22 +216,11 @@ def test_cluster_families_follow_the_backend() -> None:
     assert events == {"outages": 2.0, "reconnects": 1.0}
 
 
-def _redis_up() -> bool:
-    import socket
-
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-@pytest.mark.skipif(not _redis_up(), reason="no Redis on 127.0.0.1:6379")
 async def test_cluster_metrics_with_a_live_redis_backend(tmp_path: Path) -> None:
     pytest.importorskip("hiredis", reason="the cluster extra is not installed")
-    overrides = {**ON, "redis_url": "redis://127.0.0.1:6379/0", "cluster.prefix": f"ops-{tmp_path.name}:"}
-    async with running(tmp_path, overrides) as api:
-        body = await scrape(api)
-        assert value(body, "hero_fast_cluster_backend_info", backend="redis") == 1.0
-        assert value(body, "hero_fast_cluster_connected") == 1.0
-        assert value(body, "hero_fast_cluster_events_total", event="outages") == 0.0
+    with private_redis_server(tmp_path) as url:  # not the shared Redis: nothing is left behind
+        async with running(tmp_path / "app", {**ON, "redis_url": url}) as api:
+            body = await scrape(api)
+            assert value(body, "hero_fast_cluster_backend_info", backend="redis") == 1.0
+            assert value(body, "hero_fast_cluster_connected") == 1.0
+            assert value(body, "hero_fast_cluster_events_total", event="outages") == 0.0

@@ -11,7 +11,13 @@ from hero_fast.actions.action import Action, ActionData
 if TYPE_CHECKING:
     from hero_fast.actions.registry import ActionRegistry
 
-__all__ = ["DocumentationAction", "StatusAction"]
+__all__ = ["ACTIONHERO_PROTOCOL_VERSION", "DocumentationAction", "StatusAction"]
+
+ACTIONHERO_PROTOCOL_VERSION = "29.3.5"
+"""The actionhero release whose wire protocol hero-fast speaks (docs/protocol.md was
+observed from it): what ``status`` reports as ``actionheroVersion``, so that front-ends and
+monitors written for actionhero read a version they know. hero-fast's own version is
+``heroFastVersion``."""
 
 
 def _server_id(api: Any) -> str:
@@ -40,11 +46,14 @@ def _started(api: Any, fallback: float) -> float:
 
 class StatusAction(Action):
     name = "status"
-    description = "Reports the health of this server: id, versions, uptime, connections."
+    description = (
+        "Reports the health of this server: id, versions (heroFastVersion; actionheroVersion: the actionhero "
+        "release whose protocol it speaks), uptime, connections."
+    )
     version = 1
     output_example = {
         "id": "my-server",
-        "actionheroVersion": "0.1.0",
+        "actionheroVersion": ACTIONHERO_PROTOCOL_VERSION,
         "heroFastVersion": "0.1.0",
         "uptime": 10_843,
         "nodeStatus": "Node Healthy",
@@ -60,11 +69,10 @@ class StatusAction(Action):
 
         api = self.registry.api
         uptime = int((time.time() - _started(api, self.registry.started_at)) * 1000)
-        version = getattr(hero_fast, "__version__", "0")
         out: dict[str, Any] = {
             "id": _server_id(api),
-            "actionheroVersion": version,
-            "heroFastVersion": version,
+            "actionheroVersion": ACTIONHERO_PROTOCOL_VERSION,
+            "heroFastVersion": getattr(hero_fast, "__version__", "0"),
             "uptime": uptime,
             "nodeStatus": "Node Healthy",
             "problems": [],
