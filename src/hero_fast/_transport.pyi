@@ -1,6 +1,7 @@
 """Typed surface of the uvloop/asyncio transport (see _transport.pyx)."""
 
 import asyncio
+import logging
 import socket
 import ssl as _ssl
 from collections.abc import Awaitable, Iterable, Sequence
@@ -9,6 +10,15 @@ from typing import Any, Protocol
 from hero_fast._deflate import DeflateParams
 
 __all__ = ["Connection", "HttpRequest", "Options", "Reject", "Response", "Server", "fanout", "serve"]
+
+class CappedLog:
+    logger: logging.Logger
+    burst: int
+    window: float
+    def __init__(self, logger: logging.Logger, burst: int = 10, window: float = 60.0) -> None: ...
+    def note(self, level: int, reason: str, peer: str | None, fmt: str, *args: object) -> None: ...
+
+peer_log: CappedLog
 
 class Options:
     max_message_size: int
@@ -41,6 +51,8 @@ class Options:
     max_pings_per_second: float
     coalesce_pongs: bool
     frame_timeout: float
+    rate_limit_policy: str
+    trusted_proxies: tuple[str, ...]
     def __init__(self, **overrides: Any) -> None: ...
     def as_dict(self) -> dict[str, Any]: ...
 
@@ -54,6 +66,8 @@ class HttpRequest:
     body: bytes
     peer: tuple[Any, ...] | None
     keep_alive: bool
+    client_address: str | None
+    scheme: str
     def header(self, name: str, default: str | None = None) -> str | None: ...
     def header_values(self, name: str) -> list[str]: ...
     @property
@@ -90,6 +104,8 @@ class Connection:
     user_data: Any
     writing_paused: bool
     deflate_params: DeflateParams | None
+    client_address: str | None
+    peer_ip: str | None
     id: str
     @property
     def deflate(self) -> DeflateParams | None: ...
@@ -99,7 +115,7 @@ class Connection:
     def close_code(self) -> int | None: ...
     @property
     def buffered_amount(self) -> int: ...
-    def send(self, data: str | bytes | bytearray | memoryview) -> bool: ...
+    def send(self, data: str | bytes | bytearray | memoryview, text: bool | None = None) -> bool: ...
     def send_frame(self, frame: bytes) -> bool: ...
     def ping(self, data: bytes = b"") -> None: ...
     def close(self, code: int = 1000, reason: str = "") -> None: ...
@@ -112,6 +128,9 @@ class Handler(Protocol):
     ) -> str | Reject | Awaitable[str | Reject | None] | None: ...
     def on_connect(self, conn: Connection) -> None: ...
     def on_message(self, conn: Connection, message: str | bytes) -> None: ...
+    def on_data(self, conn: Connection, payload: bytes, is_text: bool) -> None:
+        """Opt-in, replaces on_message: the payload as bytes (text already checked
+        as UTF-8, never decoded); echo it with ``conn.send(payload, is_text)``."""
     def on_close(self, conn: Connection, code: int, reason: str) -> None: ...
     def on_http(self, request: HttpRequest) -> Response | Awaitable[Response]: ...
 
@@ -125,6 +144,10 @@ class Server:
     now: float
     ip_counts: dict[str, int]
     accepted: int
+    messages_received: int
+    messages_sent: int
+    bytes_received: int
+    bytes_sent: int
     timer: asyncio.TimerHandle | None
     def __init__(
         self, handler: Any, options: Options | None = None, loop: asyncio.AbstractEventLoop | None = None

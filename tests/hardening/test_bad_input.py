@@ -211,6 +211,7 @@ async def test_invalid_utf8_split_across_fragments(battery: Battery) -> None:
     await battery.check()
 
 
+@pytest.mark.battery_config({"servers": {"websocket": {"rateLimitPolicy": "close"}}})
 async def test_ping_flood(battery: Battery) -> None:
     reader, writer = await raw_ws(battery.port)
     writer.write(b"".join(frame(PING, b"%d" % i) for i in range(1000)))
@@ -221,8 +222,8 @@ async def test_ping_flood(battery: Battery) -> None:
     await battery.check()
 
 
-@pytest.mark.battery_config({"servers": {"websocket": {"maxMessagesPerSecond": 20}}})
-async def test_message_flood_rate_limited(battery: Battery) -> None:
+@pytest.mark.battery_config({"servers": {"websocket": {"maxMessagesPerSecond": 20, "rateLimitPolicy": "close"}}})
+async def test_message_flood_rate_limited_under_the_close_policy(battery: Battery) -> None:
     reader, writer = await raw_ws(battery.port)
     writer.write(b"".join(frame(TEXT, json.dumps({"event": "detailsView", "messageId": i})) for i in range(200)))
     code, reason, before = await read_until_close(reader)

@@ -51,6 +51,11 @@ class CountingTransport:
         self._log.append(bytes(data))
         self._t.write(data)
 
+    def writelines(self, chunks):
+        # one call, one entry: uvloop sends the list with a single writev
+        self._log.append(b"".join(chunks))
+        self._t.writelines(chunks)
+
     def __getattr__(self, name):
         return getattr(self._t, name)
 
