@@ -171,7 +171,7 @@ cdef class Server:
     cdef readonly Options options
     cdef readonly object handler
     cdef readonly set connections
-    cdef readonly dict counters
+    cdef dict event_counts          # Python code reads them as `counters`
     cdef readonly object loop
     cdef public object aio_server
     cdef public double now
@@ -183,8 +183,8 @@ cdef class Server:
     cdef object h_upgrade, h_connect, h_message, h_data, h_close, h_http, h_pause, h_resume
     # Engine counters (WebSocket connections): cheap C increments, read-only from Python.
     cdef readonly unsigned long long messages_received  # data messages handed to the handler
+    cdef readonly unsigned long long bytes_received     # their payload bytes (after inflation)
     cdef readonly unsigned long long messages_sent      # data messages queued (send, send_frame, fanout)
-    cdef readonly unsigned long long bytes_received     # bytes read after the upgrade
-    cdef readonly unsigned long long bytes_sent         # bytes handed to the transport after the upgrade
+    cdef readonly unsigned long long bytes_sent         # bytes written: frames of every kind, the 101 too
     cdef double clock(self) except? -1
     cdef int _schedule_flush(self, Connection conn) except -1

@@ -138,7 +138,8 @@ class Server:
     options: Options
     handler: Any
     connections: set[Connection]
-    counters: dict[str, int]
+    @property
+    def counters(self) -> dict[str, int]: ...
     loop: asyncio.AbstractEventLoop
     aio_server: asyncio.Server | None
     now: float

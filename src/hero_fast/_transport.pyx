@@ -553,7 +553,7 @@ cdef class Connection(Sink):
     cdef int _refuse(self, str counter, str reason) except -1:
         """Over a connection limit: 503 with a short reason, then close (the request,
         if any, is read and dropped so the answer is not lost to a reset)."""
-        self.server.counters[counter] += 1
+        self.server.event_counts[counter] += 1
         self._log_refusal(503, reason)
         self._write_now(_plain_response(503, reason, [("Retry-After", "1")], True))
         self._end_after_response()
@@ -575,7 +575,6 @@ cdef class Connection(Sink):
         self.last_seen = self.server.now
         self.awaiting_pong = False
         if self.phase == PHASE_WS:
-            self.server.bytes_received += <unsigned long long>nbytes
             self.codec.end += nbytes
             self._ws_input()
         elif self.phase == PHASE_HTTP:
@@ -646,7 +645,7 @@ cdef class Connection(Sink):
             return self._parse()
         cdef str reason = "rate limit" if messages else "too many pings"
         if o.rate_limit_policy == "close":
-            self.server.counters["rate_limited" if messages else "ping_flood"] += 1
+            self.server.event_counts["rate_limited" if messages else "ping_flood"] += 1
             peer_log.note(logging.INFO, reason, self.client_address,
                         "websocket closed 1008: %s (peer %s)", reason)
             self.pong_due = None
@@ -654,7 +653,7 @@ cdef class Connection(Sink):
             # closing: the rest is read (and not delivered) to find the peer's close frame
             return self._parse()
         if not (self.paused_by & PAUSED_BY_RATE):
-            self.server.counters["throttled"] += 1
+            self.server.event_counts["throttled"] += 1
             peer_log.note(logging.INFO, "throttled " + reason, self.client_address,
                         "websocket throttled: %s, reading paused (peer %s)", reason)
             self._pause_reading(PAUSED_BY_RATE)
@@ -793,7 +792,7 @@ cdef class Connection(Sink):
         text = messages.get(status, "bad request")
         extra = []
         if status == 503:
-            self.server.counters["connections_refused_per_ip"] += 1
+            self.server.event_counts["connections_refused_per_ip"] += 1
             extra = [("Retry-After", "1")]
         self._log_refusal(status, reason or text)
         self._write_now(_plain_response(status, text, extra, True))
@@ -951,7 +950,7 @@ cdef class Connection(Sink):
         if self.deflate_params is not None:
             self.codec.enable_deflate(self.deflate_params, o.deflate_level, o.deflate_mem_level,
                                       o.deflate_min_size)
-            self.server.counters["deflate_connections"] += 1
+            self.server.event_counts["deflate_connections"] += 1
             extra = [("Sec-WebSocket-Extensions", self.deflate_params.response)]
         self.subprotocol = result
         self.phase = PHASE_WS
@@ -986,6 +985,7 @@ cdef class Connection(Sink):
         if self.codec.state != STATE_OPEN:
             return 0
         srv.messages_received += 1
+        srv.bytes_received += <unsigned long long>n
         try:
             if srv.h_data is not None:
                 srv.h_data(self, PyBytes_FromStringAndSize(<const char *>p, n), is_text)
@@ -1031,7 +1031,7 @@ cdef class Connection(Sink):
             self.close_after_flush = True
             self._notify_closed(c.close_code, c.close_reason)
         elif c.state == STATE_FAILED and self.phase == PHASE_WS:
-            self.server.counters["protocol_errors"] += 1
+            self.server.event_counts["protocol_errors"] += 1
             peer_log.note(logging.INFO, c.error, self.client_address,
                         "websocket closed %s: %s (peer %s)", c.close_code, c.close_reason)
             self._finish_failed()
@@ -1161,7 +1161,7 @@ cdef class Connection(Sink):
         and the other receivers nor grow our memory."""
         cdef bytes frame
         if self.server.options.slow_consumer == "close" and self.codec.state == STATE_OPEN:
-            self.server.counters["slow_consumer_closes"] += 1
+            self.server.event_counts["slow_consumer_closes"] += 1
             peer_log.note(logging.INFO, "slow consumer", self.client_address,
                         "websocket closed 1008: send buffer full, slow consumer (peer %s)")
             frame = self.codec.close(1008, "send buffer full: slow consumer")
@@ -1172,8 +1172,8 @@ cdef class Connection(Sink):
             self.deadline = self.server.clock() + self.server.options.close_timeout
             self._notify_closed(1008, "send buffer full: slow consumer")
         else:
-            self.server.counters["messages_dropped"] += 1
-            self.server.counters["bytes_dropped"] += nbytes
+            self.server.event_counts["messages_dropped"] += 1
+            self.server.event_counts["bytes_dropped"] += nbytes
         return 0
 
     cdef int _flush(self) except -1:
@@ -1345,7 +1345,7 @@ cdef class Connection(Sink):
         cdef Options o = self.server.options
         if self.phase == PHASE_HTTP or self.phase == PHASE_UPGRADING:
             if self.deadline and now >= self.deadline:
-                self.server.counters["http_timeouts"] += 1
+                self.server.event_counts["http_timeouts"] += 1
                 if self.http is not None and self.http.in_head:
                     self._http_fail(408, "request timeout")
                 elif self.phase == PHASE_UPGRADING:
@@ -1355,7 +1355,7 @@ cdef class Connection(Sink):
             return 0
         if self.phase == PHASE_DONE or self.codec.state != STATE_OPEN:
             if self.deadline and now >= self.deadline and self.transport is not None:
-                self.server.counters["close_timeouts"] += 1
+                self.server.event_counts["close_timeouts"] += 1
                 self.transport.abort()
             return 0
         if self.last_seen < now - o.tick:
@@ -1369,7 +1369,7 @@ cdef class Connection(Sink):
             if self.paused_by:
                 self.frame_since = now  # we stopped reading, not the peer sending
             elif o.frame_timeout > 0 and now - self.frame_since >= o.frame_timeout:
-                self.server.counters["frame_timeouts"] += 1
+                self.server.event_counts["frame_timeouts"] += 1
                 peer_log.note(logging.INFO, "frame read timeout", self.client_address,
                               "websocket closed 1008: frame read timeout (peer %s)")
                 self.frame_since = 0
@@ -1379,7 +1379,7 @@ cdef class Connection(Sink):
             return 0
         if self.awaiting_pong:
             if now - self.ping_sent >= o.ping_timeout:
-                self.server.counters["ping_timeouts"] += 1
+                self.server.event_counts["ping_timeouts"] += 1
                 peer_log.note(logging.INFO, "keepalive ping timeout", self.client_address,
                               "websocket closed 1011: keepalive ping timeout (peer %s)")
                 self.close(1011, "keepalive ping timeout")
@@ -1467,7 +1467,7 @@ cdef class Server:
         self.options = options if options is not None else Options()
         self.handler = handler
         self.connections = set()
-        self.counters = {"protocol_errors": 0, "http_timeouts": 0, "close_timeouts": 0,
+        self.event_counts = {"protocol_errors": 0, "http_timeouts": 0, "close_timeouts": 0,
                          "ping_timeouts": 0, "messages_dropped": 0, "bytes_dropped": 0,
                          "slow_consumer_closes": 0, "connections_refused": 0,
                          "connections_refused_per_ip": 0, "rate_limited": 0, "ping_flood": 0,
@@ -1488,6 +1488,17 @@ cdef class Server:
         self.h_pause = getattr(handler, "on_pause_writing", None)
         self.h_resume = getattr(handler, "on_resume_writing", None)
         self.timer = self.loop.call_later(self.options.tick, self._housekeeping)
+
+    @property
+    def counters(self):
+        """Event counters by name (refusals, limits, timeouts, ...), with the message
+        and byte counters as ``messages_in``, ``bytes_in``, ``messages_out``, ``bytes_out``."""
+        cdef dict d = self.event_counts
+        d["messages_in"] = self.messages_received
+        d["bytes_in"] = self.bytes_received
+        d["messages_out"] = self.messages_sent
+        d["bytes_out"] = self.bytes_sent
+        return d
 
     def protocol_factory(self):
         return WebSocketProtocol(self)

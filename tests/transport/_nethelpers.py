@@ -190,3 +190,11 @@ async def wait_until(predicate, timeout=5.0, interval=0.01):
         while not predicate():
             await asyncio.sleep(interval)
     await asyncio.wait_for(_poll(), timeout)
+
+
+class StrEchoHandler:
+    """The echo handler written against the str/bytes ``on_message`` API (subclassed by
+    tests that override on_message; ``hero_fast.echo.EchoHandler`` uses ``on_data``)."""
+
+    def on_message(self, conn, message):
+        conn.send(message)

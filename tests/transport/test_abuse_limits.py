@@ -272,7 +272,7 @@ def test_message_rate_over_the_limit_is_throttled_not_closed(run):
 
             async def collect():
                 while len(got) < n:
-                    fin, op, payload = await read_frame(reader)
+                    _fin, op, payload = await read_frame(reader)
                     assert op == TEXT, (op, payload)
                     got.append(payload)
 

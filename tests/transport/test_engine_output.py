@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
-from _nethelpers import HOST, FAST, mask_frame, read_frame, ws_raw
+from _nethelpers import FAST, HOST, _close_raw_clients, mask_frame, read_frame, ws_raw
 
 from hero_fast._core import encode_frame
 from hero_fast._transport import Options, Server, WebSocketProtocol
@@ -76,6 +76,7 @@ def test_rfc6455_5_6_on_data_gets_payload_bytes_and_the_frame_type(run):
                     expected = encode_frame(op, payload)  # the whole frame, header included
                     assert await read_exactly_frame(reader, expected) == expected
         finally:
+            _close_raw_clients()
             await server.shutdown(timeout=1.0)
 
     run(main())
@@ -104,6 +105,7 @@ def test_large_bytes_payload_leaves_by_reference_in_one_writelines(run):
             assert any(c is big for c in chunks)  # never copied
             assert b"".join(chunks) == wire
         finally:
+            _close_raw_clients()
             await server.shutdown(timeout=1.0)
 
     run(main())
@@ -123,6 +125,7 @@ def test_small_replies_of_one_read_leave_in_one_write_of_one_bytes_object(run):
             assert b"".join(d for _, data in log for d in data) == wire
             assert len(log) <= 2  # one per read; the 50 frames normally arrive in one read
         finally:
+            _close_raw_clients()
             await server.shutdown(timeout=1.0)
 
     run(main())
@@ -145,6 +148,7 @@ def test_send_text_from_bytes_and_binary_from_buffers(run):
             assert got == [(True, BINARY, b"ba"), (True, TEXT, b"mv"), (True, TEXT, "é".encode()),
                            (True, TEXT, "é".encode())]
         finally:
+            _close_raw_clients()
             await server.shutdown(timeout=1.0)
 
     run(main())
@@ -152,7 +156,7 @@ def test_send_text_from_bytes_and_binary_from_buffers(run):
 
 def test_server_counts_messages_and_bytes_in_and_out(run):
     async def main():
-        server, log = await recording_server(EchoHandler())
+        server, _log = await recording_server(EchoHandler())
         try:
             assert (server.messages_received, server.messages_sent, server.bytes_received,
                     server.bytes_sent) == (0, 0, 0, 0)
@@ -166,9 +170,12 @@ def test_server_counts_messages_and_bytes_in_and_out(run):
                 assert await read_exactly_frame(reader, r) == r
             assert server.messages_received == 3
             assert server.messages_sent == 3
-            assert server.bytes_received == sum(map(len, frames))
+            assert server.bytes_received == 3 + 200 + 70_000  # payload bytes
+            assert {k: server.counters[k] for k in ("messages_in", "bytes_in", "messages_out", "bytes_out")} == {
+                "messages_in": 3, "bytes_in": 70_203, "messages_out": 3, "bytes_out": server.bytes_sent}
             assert server.bytes_sent - sent_on_upgrade == sum(map(len, replies))
         finally:
+            _close_raw_clients()
             await server.shutdown(timeout=1.0)
 
     run(main())
