@@ -382,8 +382,8 @@ cdef int _apply_forwarded(HttpRequest r, Options o) except -1:
     if found is not None:
         r.client_address = found
     protos = [e.strip().lower() for v in r.header_values("x-forwarded-proto") for e in v.split(",")]
-    if protos and protos[-1] in ("http", "https"):
-        r.scheme = protos[-1]
+    if protos and protos[len(protos) - 1] in ("http", "https"):  # (no negative index: wraparound=False)
+        r.scheme = protos[len(protos) - 1]
     return 0
 
 
