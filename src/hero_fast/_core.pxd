@@ -56,6 +56,8 @@ cdef class Codec:
     cdef Py_ssize_t cap
     cdef Py_ssize_t start
     cdef Py_ssize_t end
+    cdef readonly Py_ssize_t read_size   # free space the next read is offered (grows under load)
+    cdef Py_ssize_t offered              # free space the last write_ptr offered
 
     # the frame being parsed
     cdef bint have_header
@@ -98,6 +100,7 @@ cdef class Codec:
     cdef Sink sink
 
     cdef unsigned char *write_ptr(self, Py_ssize_t *avail) except NULL
+    cdef void read_done(self, Py_ssize_t nbytes) noexcept
     cdef int feed(self, Py_ssize_t n) except -1
     cdef int parse(self) except -1
     cdef int fail(self, int err) except -1

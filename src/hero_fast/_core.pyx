@@ -46,6 +46,9 @@ OPCODES = {"continuation": 0, "text": 1, "binary": 2, "close": 8, "ping": 9, "po
 cdef enum:
     # Smallest read buffer; a codec grows it only as bytes actually arrive.
     MIN_BUFFER = 4096
+    # Largest free space asked for a read: a read that fills what was offered
+    # doubles the next offer up to this (fewer, larger reads under load).
+    MAX_READ = 256 * 1024
     # Above this the buffer is given back as soon as it is empty again; smaller
     # ones are kept while the connection is busy (freeing and re-growing one per
     # read costs an mmap/munmap pair past glibc's threshold) and released by the
@@ -348,6 +351,7 @@ cdef class Codec:
         self.msg_budget = -1
         self.ping_budget = -1
         self.throttled = 0
+        self.read_size = MIN_BUFFER
 
     def enable_deflate(self, DeflateParams params not None, int level=DEFAULT_LEVEL,
                        int mem_level=DEFAULT_MEM_LEVEL, Py_ssize_t min_size=DEFAULT_COMPRESS_MIN):
@@ -400,16 +404,16 @@ cdef class Codec:
     cdef unsigned char *write_ptr(self, Py_ssize_t *avail) except NULL:
         """Room for the next read, compacting or growing the buffer as needed."""
         cdef Py_ssize_t pending = self.end - self.start
-        cdef Py_ssize_t want = MIN_BUFFER
+        cdef Py_ssize_t want = self.read_size
         cdef Py_ssize_t newcap
         cdef unsigned char *nb
         if self.have_header:
             # An incomplete frame: make room for the rest of it, bounded by
             # what a read can bring (the declared length was already checked
             # against the limits, and growth is by doubling as bytes arrive).
-            want = min(self.frame_len - self.done, pending + MIN_BUFFER)
-            if want < MIN_BUFFER:
-                want = MIN_BUFFER
+            want = min(self.frame_len - self.done, pending + self.read_size)
+            if want < self.read_size:
+                want = self.read_size
         if self.cap - self.end >= want:
             avail[0] = self.cap - self.end
             return self.buf + self.end
@@ -436,7 +440,14 @@ cdef class Codec:
         """A writable view of free buffer space (``BufferedProtocol.get_buffer``)."""
         cdef Py_ssize_t avail
         cdef unsigned char *p = self.write_ptr(&avail)
+        self.offered = avail
         return PyMemoryView_FromMemory(<char *>p, avail, PyBUF_WRITE)
+
+    cdef void read_done(self, Py_ssize_t nbytes) noexcept:
+        """A read filled the whole offer: the socket holds more, offer twice as much
+        next time (up to MAX_READ); the idle release goes back to the minimum."""
+        if nbytes >= self.offered and self.read_size < MAX_READ:
+            self.read_size = min(MAX_READ, self.read_size * 2)
 
     def buffer_updated(self, Py_ssize_t nbytes):
         """``nbytes`` were written into the view from ``get_buffer``; decode them.
@@ -520,6 +531,7 @@ cdef class Codec:
             PyMem_Free(self.buf)
             self.buf = NULL
             self.cap = self.start = self.end = 0
+            self.read_size = MIN_BUFFER
         if self.inflater is not None and not self.msg_compressed and \
                 (self.inflate_no_context or self.state != STATE_OPEN):
             self.inflater.release()

@@ -99,6 +99,7 @@ cdef class Connection(Sink):
     # Output queued since the last write: small frames are copied into obuf,
     # large ones are kept by reference in chunks (in order, after obuf's bytes
     # sealed before them); one write or writelines sends everything.
+    cdef bytes lone               # the one frame queued, held by reference until another follows
     cdef unsigned char *obuf
     cdef Py_ssize_t olen
     cdef Py_ssize_t ocap
@@ -154,6 +155,7 @@ cdef class Connection(Sink):
     cdef bint _over_send_buffer(self, Py_ssize_t n) except -1
     cdef unsigned char *_reserve(self, Py_ssize_t n) except NULL
     cdef int _seal(self) except -1
+    cdef int _spill(self) except -1
     cdef int _drop_output(self) except -1
     cdef int _queued_one(self) except -1
     cdef int _slow_consumer(self, Py_ssize_t nbytes) except -1

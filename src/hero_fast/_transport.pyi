@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from hero_fast._deflate import DeflateParams
 
-__all__ = ["Connection", "HttpRequest", "Options", "Reject", "Response", "Server", "fanout", "serve"]
+__all__ = ["CappedLog", "Connection", "HttpRequest", "Options", "Reject", "Response", "Server", "fanout", "peer_log", "serve"]
 
 class CappedLog:
     logger: logging.Logger
@@ -113,6 +113,8 @@ class Connection:
     def open(self) -> bool: ...
     @property
     def close_code(self) -> int | None: ...
+    @property
+    def read_buffer_size(self) -> int: ...
     @property
     def buffered_amount(self) -> int: ...
     def send(self, data: str | bytes | bytearray | memoryview, text: bool | None = None) -> bool: ...

@@ -4,7 +4,8 @@ httptools, hands upgrades to the codec, coalesces writes, runs the timers.
 
 It is the only code that touches the event loop's transport for WebSocket I/O.
 Everything a connection must send during one read batch or one loop iteration
-leaves in a single ``transport.write``.
+leaves in a single ``transport.write`` (or ``writelines`` when large frames are
+queued by reference: one writev on uvloop; Python's asyncio < 3.12 joins them).
 """
 
 import asyncio
@@ -43,7 +44,7 @@ cdef extern from "Python.h":
     int PyBUF_READ
     int PyBUF_WRITE
 
-__all__ = ["Connection", "HttpRequest", "Options", "Reject", "Response", "Server", "fanout", "serve"]
+__all__ = ["CappedLog", "Connection", "HttpRequest", "Options", "Reject", "Response", "Server", "fanout", "peer_log", "serve"]
 
 log = logging.getLogger("hero_fast.transport")
 
@@ -569,12 +570,14 @@ cdef class Connection(Sink):
     def get_buffer(self, Py_ssize_t sizehint):
         cdef Py_ssize_t avail
         cdef unsigned char *p = self.codec.write_ptr(&avail)
+        self.codec.offered = avail
         return PyMemoryView_FromMemory(<char *>p, avail, PyBUF_WRITE)
 
     def buffer_updated(self, Py_ssize_t nbytes):
         self.last_seen = self.server.now
         self.awaiting_pong = False
         if self.phase == PHASE_WS:
+            self.codec.read_done(nbytes)
             self.codec.end += nbytes
             self._ws_input()
         elif self.phase == PHASE_HTTP:
@@ -715,7 +718,7 @@ cdef class Connection(Sink):
     def pause_writing(self):
         self.writing_paused = True
         # Backpressure: stop reading from a peer that does not read our replies;
-        # what we still have to send waits in `pending`, capped by max_send_buffer.
+        # what we still have to send stays queued, capped by max_send_buffer.
         self._pause_reading(PAUSED_BY_FLOW)
         if self.server.h_pause is not None:
             try:
@@ -1066,6 +1069,8 @@ cdef class Connection(Sink):
         """Room for ``n`` more bytes at the end of the output buffer."""
         cdef Py_ssize_t cap = self.ocap or OBUF_MIN
         cdef unsigned char *nb
+        if self.lone is not None:
+            self._spill()
         if self.olen + n > self.ocap:
             while cap < self.olen + n:
                 cap *= 2
@@ -1076,8 +1081,22 @@ cdef class Connection(Sink):
             self.ocap = cap
         return self.obuf + self.olen
 
+    cdef int _spill(self) except -1:
+        """Something follows the lone frame: it joins the buffer (or ``chunks``)."""
+        cdef bytes lone = self.lone
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(lone)
+        self.lone = None
+        if n >= LARGE_FRAME:
+            self.chunks = [lone]  # it was queued first: nothing else is queued yet
+        else:
+            memcpy(self._reserve(n), PyBytes_AS_STRING(lone), n)
+            self.olen += n
+        return 0
+
     cdef int _seal(self) except -1:
         """Move the output buffer's bytes into ``chunks`` (a large frame follows)."""
+        if self.lone is not None:
+            self._spill()
         if self.chunks is None:
             self.chunks = []
         if self.olen:
@@ -1086,6 +1105,7 @@ cdef class Connection(Sink):
         return 0
 
     cdef int _drop_output(self) except -1:
+        self.lone = None
         self.olen = 0
         self.chunks = None
         self.queued = 0
@@ -1113,7 +1133,11 @@ cdef class Connection(Sink):
             self._emit_pong()
         if self._over_send_buffer(n):
             return self._slow_consumer(n)
-        if n >= LARGE_FRAME:
+        if not self.queued:
+            # Often the only frame of this write (a response, a room message): kept
+            # by reference, it is written without a copy or a new object.
+            self.lone = frame
+        elif n >= LARGE_FRAME:
             self._seal()
             self.chunks.append(frame)
         else:
@@ -1186,7 +1210,11 @@ cdef class Connection(Sink):
             return self._drop_output()
         if queued:
             self.server.bytes_sent += <unsigned long long>queued
-            if chunks is None:
+            if self.lone is not None:
+                data = self.lone
+                self._drop_output()
+                self.transport.write(data)
+            elif chunks is None:
                 data = PyBytes_FromStringAndSize(<const char *>self.obuf, self.olen)
                 self._drop_output()
                 self.transport.write(data)
@@ -1256,6 +1284,12 @@ cdef class Connection(Sink):
     @property
     def close_code(self):
         return self.codec.close_code or None
+
+    @property
+    def read_buffer_size(self):
+        """Bytes allocated for reading (monitoring, tests): grows while reads fill it
+        (up to 256 KiB of free space), released when the connection is idle."""
+        return self.codec.cap
 
     @property
     def buffered_amount(self):

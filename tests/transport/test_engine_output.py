@@ -179,3 +179,37 @@ def test_server_counts_messages_and_bytes_in_and_out(run):
             await server.shutdown(timeout=1.0)
 
     run(main())
+
+
+def test_read_buffer_grows_under_load_and_is_released_when_idle(run):
+    class Watch(EchoHandler):
+        def __init__(self):
+            self.conn = None
+            self.largest = 0
+
+        def on_data(self, conn, payload, is_text):
+            self.conn = conn
+            self.largest = max(self.largest, conn.read_buffer_size)
+
+    async def main():
+        handler = Watch()
+        server, _ = await recording_server(handler, max_message_size=1 << 20)
+        try:
+            _reader, writer = await ws_raw(server.port)
+            frame = mask_frame(BINARY, b"x" * 1000)
+            writer.write(frame * 4000)  # 4 MB as fast as the socket takes it
+            await writer.drain()
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 10
+            while server.messages_received < 4000 and loop.time() < deadline:
+                await asyncio.sleep(0.01)
+            assert server.messages_received == 4000
+            assert handler.largest >= 256 * 1024  # reads that fill the buffer double it
+            while handler.conn.read_buffer_size and loop.time() < deadline:
+                await asyncio.sleep(0.02)  # the idle tick (0.05 s here) gives it back
+            assert handler.conn.read_buffer_size == 0
+        finally:
+            _close_raw_clients()
+            await server.shutdown(timeout=1.0)
+
+    run(main())

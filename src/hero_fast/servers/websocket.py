@@ -22,7 +22,7 @@ import orjson
 from hero_fast._core import encode_frame
 from hero_fast._ids import uuid4_text
 from hero_fast._transport import Connection as WsConnection
-from hero_fast._transport import HttpRequest, Reject, fanout
+from hero_fast._transport import HttpRequest, Reject, fanout, peer_log
 from hero_fast.actions import ActionResult
 from hero_fast.chat import ChatError
 from hero_fast.config import resolve_callable
@@ -190,6 +190,8 @@ class WebSocketServer:
         for ws in list(self.sockets):
             conn = ws.user_data
             if conn.silent_beats >= self.silent_beats_allowed:
+                peer_log.note(logging.INFO, "heartbeat timeout", ws.client_address,
+                              "websocket closed 1011: heartbeat timeout (peer %s)")
                 ws.close(1011, "heartbeat timeout")
             elif ws.open:
                 conn.silent_beats += 1
