@@ -9,7 +9,10 @@ from typing import Any, Protocol
 
 from hero_fast._deflate import DeflateParams
 
-__all__ = ["CappedLog", "Connection", "HttpRequest", "Options", "Reject", "Response", "Server", "fanout", "peer_log", "serve"]
+__all__ = [
+    "CappedLog", "Connection", "HttpRequest", "Options", "Reject", "Response", "Server", "fanout", "peer_log",
+    "serve",
+]
 
 class CappedLog:
     logger: logging.Logger

@@ -44,7 +44,10 @@ cdef extern from "Python.h":
     int PyBUF_READ
     int PyBUF_WRITE
 
-__all__ = ["CappedLog", "Connection", "HttpRequest", "Options", "Reject", "Response", "Server", "fanout", "peer_log", "serve"]
+__all__ = [
+    "CappedLog", "Connection", "HttpRequest", "Options", "Reject", "Response", "Server", "fanout", "peer_log",
+    "serve",
+]
 
 log = logging.getLogger("hero_fast.transport")
 
