@@ -1608,7 +1608,13 @@ cdef class Server:
 async def serve(handler, host="127.0.0.1", port=8080, *, Options options=None, ssl=None,
                 reuse_port=False, sock=None, backlog=1024):
     """Start a server; ``handler`` provides any of on_upgrade, on_connect,
-    on_message, on_close, on_http, on_pause_writing, on_resume_writing."""
+    on_message, on_close, on_http, on_pause_writing, on_resume_writing.
+
+    ``on_message(conn, message)`` gets a text message as ``str`` and a binary one as
+    ``bytes``. A handler that defines ``on_data(conn, payload, is_text)`` gets every
+    message as ``bytes`` instead (text already checked as UTF-8, never decoded) and
+    its on_message is not called: parse JSON straight from it, or echo it with
+    ``conn.send(payload, is_text)`` (a large bytes payload is then written without a copy)."""
     loop = asyncio.get_running_loop()
     server = Server(handler, options, loop)
     if sock is not None:
