@@ -1371,6 +1371,11 @@ cdef class Connection(Sink):
         self._notify_closed(code, reason)
         if not self.in_batch:
             self._flush()
+        if self.paused_by & PAUSED_BY_RATE:
+            # closing lifts the rate limit: the peer's close frame must be read
+            self._resume_reading(PAUSED_BY_RATE)
+            if not self.in_batch:
+                self._ws_input()
 
     def abort(self):
         if self.transport is not None:

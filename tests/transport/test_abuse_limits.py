@@ -316,3 +316,29 @@ def test_ping_flood_is_throttled_not_closed(run):
             assert server.counters["throttled"] >= 1 and server.counters["ping_flood"] == 0
 
     run(main(), timeout=30)
+
+
+def test_rfc6455_7_1_2_closing_a_throttled_connection_reads_the_peers_close(run):
+    """A throttled connection is not being read; when the server closes it (here:
+    shutdown, 1001) the frames still waiting are skipped and the peer's close frame
+    is read, so TCP ends at once, not after close_timeout."""
+
+    async def main():
+        # 0.2/s: the bucket holds 0.4 tokens, the first message already waits (~3 s)
+        async with serving(EchoHandler(), max_messages_per_second=0.2, close_timeout=5.0) as server:
+            reader, writer = await ws_raw(server.port)
+            writer.write(b"".join(mask_frame(TEXT, "m") for _ in range(5)))
+            await wait_until(lambda: server.counters["throttled"] == 1)
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            closing = asyncio.ensure_future(server.shutdown(1001, "going away", timeout=4.0))
+            while (frame := await read_frame(reader))[1] != CLOSE:
+                assert frame[1] == TEXT
+            assert close_code(frame[2]) == 1001
+            writer.write(mask_frame(CLOSE, b"\x03\xe9"))
+            assert await read_to_eof(reader, timeout=3) == b""
+            await closing
+            assert loop.time() - started < 2
+            assert server.counters["close_timeouts"] == 0
+
+    run(main(), timeout=30)
