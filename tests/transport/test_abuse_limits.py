@@ -291,7 +291,7 @@ def test_message_rate_over_the_limit_is_throttled_not_closed(run):
             # (n - 2 * rate) / rate = 2 s at the limit; never faster than that
             assert elapsed >= 0.9 * (n - 2 * rate) / rate, elapsed
             assert elapsed < 3 * (n - 2 * rate) / rate + 2, elapsed
-            assert worst < 0.5, worst
+            assert worst < 1.0, worst  # a throttled peer would hold it for seconds
             assert server.counters["rate_limited"] == 0
             writer.write(mask_frame(TEXT, "still open"))
             assert await read_frame(reader) == (True, TEXT, b"still open")
