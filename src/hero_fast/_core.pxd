@@ -21,6 +21,11 @@ cdef enum:
     OP_PING = 0x9
     OP_PONG = 0xA
 
+# Why parsing stopped early (Codec.throttled)
+cdef enum:
+    THROTTLED_MESSAGES = 1
+    THROTTLED_PINGS = 2
+
 # Codec states
 cdef enum:
     STATE_OPEN = 0
@@ -31,6 +36,9 @@ cdef enum:
 
 cdef class Sink:
     """Receives what the codec decodes; subclasses override the callbacks."""
+    # A whole message: ``p`` is valid during the call only. The default makes
+    # a str (text) or bytes and calls on_message.
+    cdef int on_data(self, const unsigned char *p, Py_ssize_t n, bint is_text) except -1
     cdef int on_message(self, object payload, bint is_text) except -1
     cdef int on_ping(self, bytes payload) except -1
     cdef int on_pong(self, bytes payload) except -1
@@ -48,6 +56,8 @@ cdef class Codec:
     cdef Py_ssize_t cap
     cdef Py_ssize_t start
     cdef Py_ssize_t end
+    cdef readonly Py_ssize_t read_size   # free space the next read is offered (grows under load)
+    cdef Py_ssize_t offered              # free space the last write_ptr offered
 
     # the frame being parsed
     cdef bint have_header
@@ -76,6 +86,11 @@ cdef class Codec:
     cdef Py_ssize_t wire_size     # compressed bytes of the message being received
     cdef readonly Py_ssize_t frames_done  # frames completely received so far
     cdef public bint auto_pong    # queue a pong for every ping (the transport coalesces its own)
+    # Rate limits as budgets (-1: none): a data message or ping that would go
+    # over its budget is left unparsed in the buffer and ``throttled`` says why.
+    cdef public Py_ssize_t msg_budget
+    cdef public Py_ssize_t ping_budget
+    cdef readonly int throttled   # THROTTLED_* of the last parse, 0 when it ran to the end
 
     cdef readonly int state
     cdef readonly int close_code
@@ -85,6 +100,7 @@ cdef class Codec:
     cdef Sink sink
 
     cdef unsigned char *write_ptr(self, Py_ssize_t *avail) except NULL
+    cdef void read_done(self, Py_ssize_t nbytes) noexcept
     cdef int feed(self, Py_ssize_t n) except -1
     cdef int parse(self) except -1
     cdef int fail(self, int err) except -1
@@ -100,6 +116,8 @@ cdef class Codec:
     cdef void release_buffer(self)
 
 
+cdef Py_ssize_t header_size(Py_ssize_t n, bint mask) noexcept nogil
+cdef void write_header(unsigned char *p, int opcode, Py_ssize_t n, bint fin, bint mask, int rsv) noexcept nogil
 cdef bytes build_frame(int opcode, const unsigned char *data, Py_ssize_t n,
                        bint fin, bint mask, int rsv)
 cpdef bytes encode_frame(int opcode, object payload, bint fin=*, bint mask=*, int rsv=*, int compress=*)

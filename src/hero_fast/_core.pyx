@@ -46,6 +46,9 @@ OPCODES = {"continuation": 0, "text": 1, "binary": 2, "close": 8, "ping": 9, "po
 cdef enum:
     # Smallest read buffer; a codec grows it only as bytes actually arrive.
     MIN_BUFFER = 4096
+    # Largest free space asked for a read: a read that fills what was offered
+    # doubles the next offer up to this (fewer, larger reads under load).
+    MAX_READ = 256 * 1024
     # Above this the buffer is given back as soon as it is empty again; smaller
     # ones are kept while the connection is busy (freeing and re-growing one per
     # read costs an mmap/munmap pair past glibc's threshold) and released by the
@@ -121,21 +124,23 @@ cdef inline void _next_mask_key(unsigned char *out):
     _mask_pos += 4
 
 
-cdef bytes build_frame(int opcode, const unsigned char *data, Py_ssize_t n,
-                       bint fin, bint mask, int rsv):
+cdef Py_ssize_t header_size(Py_ssize_t n, bint mask) noexcept nogil:
+    """Bytes of a frame header for an ``n``-byte payload."""
     cdef Py_ssize_t hl = 2
     if n > 65535:
         hl += 8
     elif n > 125:
         hl += 2
-    if mask:
-        hl += 4
-    cdef bytes frame = PyBytes_FromStringAndSize(NULL, hl + n)
-    cdef unsigned char *p = <unsigned char *>PyBytes_AS_STRING(frame)
+    return hl + 4 if mask else hl
+
+
+cdef void write_header(unsigned char *p, int opcode, Py_ssize_t n, bint fin, bint mask, int rsv) noexcept nogil:
+    """The header of a frame (``header_size`` bytes) at ``p``; with ``mask`` a fresh
+    key is NOT written: the caller fills the last 4 bytes."""
     cdef uint64_t ln = <uint64_t>n
     cdef int i
-    p[0] = (0x80 if fin else 0) | ((rsv & 7) << 4) | (opcode & 0x0F)
     cdef unsigned char mbit = 0x80 if mask else 0
+    p[0] = (0x80 if fin else 0) | ((rsv & 7) << 4) | (opcode & 0x0F)
     if n > 65535:
         p[1] = mbit | 127
         for i in range(8):
@@ -146,6 +151,14 @@ cdef bytes build_frame(int opcode, const unsigned char *data, Py_ssize_t n,
         p[3] = n & 0xFF
     else:
         p[1] = mbit | <unsigned char>n
+
+
+cdef bytes build_frame(int opcode, const unsigned char *data, Py_ssize_t n,
+                       bint fin, bint mask, int rsv):
+    cdef Py_ssize_t hl = header_size(n, mask)
+    cdef bytes frame = PyBytes_FromStringAndSize(NULL, hl + n)
+    cdef unsigned char *p = <unsigned char *>PyBytes_AS_STRING(frame)
+    write_header(p, opcode, n, fin, mask, rsv)
     if n:
         memcpy(p + hl, data, n)
     if mask:
@@ -250,7 +263,12 @@ def encode_close(int code=1000, str reason="", bint mask=False):
 
 
 cdef class Sink:
-    """Receives decoded events. The default collects them as tuples."""
+    """Receives decoded events; the base class ignores them."""
+
+    cdef int on_data(self, const unsigned char *p, Py_ssize_t n, bint is_text) except -1:
+        if is_text:
+            return self.on_message(PyUnicode_DecodeUTF8(<const char *>p, n, NULL), True)
+        return self.on_message(PyBytes_FromStringAndSize(<const char *>p, n), False)
 
     cdef int on_message(self, object payload, bint is_text) except -1:
         return 0
@@ -330,6 +348,10 @@ cdef class Codec:
         self.wire_size = 0
         self.frames_done = 0
         self.auto_pong = True
+        self.msg_budget = -1
+        self.ping_budget = -1
+        self.throttled = 0
+        self.read_size = MIN_BUFFER
 
     def enable_deflate(self, DeflateParams params not None, int level=DEFAULT_LEVEL,
                        int mem_level=DEFAULT_MEM_LEVEL, Py_ssize_t min_size=DEFAULT_COMPRESS_MIN):
@@ -382,16 +404,16 @@ cdef class Codec:
     cdef unsigned char *write_ptr(self, Py_ssize_t *avail) except NULL:
         """Room for the next read, compacting or growing the buffer as needed."""
         cdef Py_ssize_t pending = self.end - self.start
-        cdef Py_ssize_t want = MIN_BUFFER
+        cdef Py_ssize_t want = self.read_size
         cdef Py_ssize_t newcap
         cdef unsigned char *nb
         if self.have_header:
             # An incomplete frame: make room for the rest of it, bounded by
             # what a read can bring (the declared length was already checked
             # against the limits, and growth is by doubling as bytes arrive).
-            want = min(self.frame_len - self.done, pending + MIN_BUFFER)
-            if want < MIN_BUFFER:
-                want = MIN_BUFFER
+            want = min(self.frame_len - self.done, pending + self.read_size)
+            if want < self.read_size:
+                want = self.read_size
         if self.cap - self.end >= want:
             avail[0] = self.cap - self.end
             return self.buf + self.end
@@ -418,7 +440,14 @@ cdef class Codec:
         """A writable view of free buffer space (``BufferedProtocol.get_buffer``)."""
         cdef Py_ssize_t avail
         cdef unsigned char *p = self.write_ptr(&avail)
+        self.offered = avail
         return PyMemoryView_FromMemory(<char *>p, avail, PyBUF_WRITE)
+
+    cdef void read_done(self, Py_ssize_t nbytes) noexcept:
+        """A read filled the whole offer: the socket holds more, offer twice as much
+        next time (up to MAX_READ); the idle release goes back to the minimum."""
+        if nbytes >= self.offered and self.read_size < MAX_READ:
+            self.read_size = min(MAX_READ, self.read_size * 2)
 
     def buffer_updated(self, Py_ssize_t nbytes):
         """``nbytes`` were written into the view from ``get_buffer``; decode them.
@@ -434,6 +463,20 @@ cdef class Codec:
             self.sink = collector
         try:
             self.feed(nbytes)
+        finally:
+            if collector is not None:
+                self.sink = None
+        return collector.events if collector is not None else None
+
+    def resume(self):
+        """Parse what a budget left in the buffer (after raising ``msg_budget`` or
+        ``ping_budget``); without a sink, return the events as ``receive_data`` does."""
+        cdef _EventList collector = None
+        if self.sink is None:
+            collector = _EventList()
+            self.sink = collector
+        try:
+            self.parse()
         finally:
             if collector is not None:
                 self.sink = None
@@ -488,6 +531,7 @@ cdef class Codec:
             PyMem_Free(self.buf)
             self.buf = NULL
             self.cap = self.start = self.end = 0
+            self.read_size = MIN_BUFFER
         if self.inflater is not None and not self.msg_compressed and \
                 (self.inflate_no_context or self.state != STATE_OPEN):
             self.inflater.release()
@@ -517,6 +561,7 @@ cdef class Codec:
         cdef uint64_t ln
         cdef bint is_text
         cdef int i
+        self.throttled = 0
         while True:
             if self.state >= STATE_CLOSED:
                 # Nothing after a completed or failed close is meaningful.
@@ -558,6 +603,15 @@ cdef class Codec:
                         return self.fail(E_MASKED)
                 elif not self.is_client:
                     return self.fail(E_UNMASKED)
+                # Over a rate budget: the frame stays unparsed until the owner
+                # grants more (TCP backpressure instead of a disconnect).
+                if op == OP_TEXT or op == OP_BINARY:
+                    if self.msg_budget == 0:
+                        self.throttled = THROTTLED_MESSAGES
+                        break
+                elif op == OP_PING and self.ping_budget == 0:
+                    self.throttled = THROTTLED_PINGS
+                    break
                 ln7 = b1 & 0x7F
                 hl = 2
                 if ln7 == 126:
@@ -599,6 +653,11 @@ cdef class Codec:
                             return self.fail(E_TOO_MANY_FRAGMENTS)
                     if op != OP_CONTINUATION:
                         hf_utf8_reset(&self.utf8)
+                if op == OP_TEXT or op == OP_BINARY:
+                    if self.msg_budget > 0:
+                        self.msg_budget -= 1
+                elif op == OP_PING and self.ping_budget > 0:
+                    self.ping_budget -= 1
                 self.masked = (b1 & 0x80) != 0
                 if self.masked:
                     memcpy(self.key, p + hl - 4, 4)
@@ -676,14 +735,9 @@ cdef class Codec:
             return 0
         if op != OP_CONTINUATION and self.fin:
             # The common case: a whole message in one frame, no copy but the final one.
-            if op == OP_TEXT:
-                if not hf_utf8_complete(&self.utf8):
-                    return self.fail(E_INVALID_UTF8)
-                payload = PyUnicode_DecodeUTF8(<char *>p, n, NULL)
-                self.sink.on_message(payload, True)
-            else:
-                self.sink.on_message(PyBytes_FromStringAndSize(<char *>p, n), False)
-            return 0
+            if op == OP_TEXT and not hf_utf8_complete(&self.utf8):
+                return self.fail(E_INVALID_UTF8)
+            return self.sink.on_data(p, n, op == OP_TEXT)
         if op != OP_CONTINUATION:
             self.msg_opcode = op
             self.msg_size = 0
@@ -702,15 +756,10 @@ cdef class Codec:
         self.frag_count = 0
         cdef bytearray data = self.frag
         self.frag = None
-        if op == OP_TEXT:
-            if not hf_utf8_complete(&self.utf8):
-                return self.fail(E_INVALID_UTF8)
-            payload = PyUnicode_DecodeUTF8(PyByteArray_AS_STRING(data), PyByteArray_GET_SIZE(data), NULL)
-            self.sink.on_message(payload, True)
-        else:
-            self.sink.on_message(PyBytes_FromStringAndSize(PyByteArray_AS_STRING(data),
-                                                           PyByteArray_GET_SIZE(data)), False)
-        return 0
+        if op == OP_TEXT and not hf_utf8_complete(&self.utf8):
+            return self.fail(E_INVALID_UTF8)
+        return self.sink.on_data(<const unsigned char *>PyByteArray_AS_STRING(data),
+                                 PyByteArray_GET_SIZE(data), op == OP_TEXT)
 
     cdef int inflate_input(self, const unsigned char *p, Py_ssize_t n) except -1:
         """Inflate ``n`` compressed bytes of the current message: the output may not
@@ -740,19 +789,18 @@ cdef class Codec:
         self.inflate_input(<const unsigned char *>b"\x00\x00\xff\xff", 4)
         if self.state == STATE_FAILED:
             return 0
-        if op == OP_TEXT:
-            if not hf_utf8_complete(&self.utf8):
-                return self.fail(E_INVALID_UTF8)
-            payload = PyUnicode_DecodeUTF8(<char *>inf.out, inf.out_len, NULL)
-        else:
-            payload = PyBytes_FromStringAndSize(<char *>inf.out, inf.out_len)
+        if op == OP_TEXT and not hf_utf8_complete(&self.utf8):
+            return self.fail(E_INVALID_UTF8)
         self.msg_opcode = 0
         self.msg_size = 0
         self.frag_count = 0
         self.wire_size = 0
         self.msg_compressed = False
-        inf.end_message(self.inflate_no_context)
-        self.sink.on_message(payload, op == OP_TEXT)
+        try:
+            # the inflated bytes stay in the inflater until the sink returns
+            self.sink.on_data(inf.out, inf.out_len, op == OP_TEXT)
+        finally:
+            inf.end_message(self.inflate_no_context)
         return 0
 
     cdef int handle_close_frame(self, unsigned char *p, Py_ssize_t n) except -1:

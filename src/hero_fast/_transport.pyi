@@ -1,6 +1,7 @@
 """Typed surface of the uvloop/asyncio transport (see _transport.pyx)."""
 
 import asyncio
+import logging
 import socket
 import ssl as _ssl
 from collections.abc import AsyncIterable, Awaitable, Iterable, Sequence
@@ -8,7 +9,19 @@ from typing import Any, Protocol
 
 from hero_fast._deflate import DeflateParams
 
-__all__ = ["Connection", "HttpRequest", "Options", "Reject", "Response", "Server", "fanout", "serve"]
+__all__ = [
+    "CappedLog", "Connection", "HttpRequest", "Options", "Reject", "Response", "Server", "fanout", "peer_log",
+    "serve",
+]
+
+class CappedLog:
+    logger: logging.Logger
+    burst: int
+    window: float
+    def __init__(self, logger: logging.Logger, burst: int = 10, window: float = 60.0) -> None: ...
+    def note(self, level: int, reason: str, peer: str | None, fmt: str, *args: object) -> None: ...
+
+peer_log: CappedLog
 
 class Options:
     max_message_size: int
@@ -41,6 +54,8 @@ class Options:
     max_pings_per_second: float
     coalesce_pongs: bool
     frame_timeout: float
+    rate_limit_policy: str
+    trusted_proxies: tuple[str, ...]
     def __init__(self, **overrides: Any) -> None: ...
     def as_dict(self) -> dict[str, Any]: ...
 
@@ -54,6 +69,8 @@ class HttpRequest:
     body: bytes
     peer: tuple[Any, ...] | None
     keep_alive: bool
+    client_address: str | None
+    scheme: str
     def header(self, name: str, default: str | None = None) -> str | None: ...
     def header_values(self, name: str) -> list[str]: ...
     @property
@@ -95,6 +112,8 @@ class Connection:
     user_data: Any
     writing_paused: bool
     deflate_params: DeflateParams | None
+    client_address: str | None
+    peer_ip: str | None
     id: str
     @property
     def deflate(self) -> DeflateParams | None: ...
@@ -103,8 +122,10 @@ class Connection:
     @property
     def close_code(self) -> int | None: ...
     @property
+    def read_buffer_size(self) -> int: ...
+    @property
     def buffered_amount(self) -> int: ...
-    def send(self, data: str | bytes | bytearray | memoryview) -> bool: ...
+    def send(self, data: str | bytes | bytearray | memoryview, text: bool | None = None) -> bool: ...
     def send_frame(self, frame: bytes) -> bool: ...
     def ping(self, data: bytes = b"") -> None: ...
     def close(self, code: int = 1000, reason: str = "") -> None: ...
@@ -117,6 +138,9 @@ class Handler(Protocol):
     ) -> str | Reject | Awaitable[str | Reject | None] | None: ...
     def on_connect(self, conn: Connection) -> None: ...
     def on_message(self, conn: Connection, message: str | bytes) -> None: ...
+    def on_data(self, conn: Connection, payload: bytes, is_text: bool) -> None:
+        """Opt-in, replaces on_message: the payload as bytes (text already checked
+        as UTF-8, never decoded); echo it with ``conn.send(payload, is_text)``."""
     def on_close(self, conn: Connection, code: int, reason: str) -> None: ...
     def on_http(self, request: HttpRequest) -> Response | Awaitable[Response]: ...
 
@@ -124,12 +148,17 @@ class Server:
     options: Options
     handler: Any
     connections: set[Connection]
-    counters: dict[str, int]
+    @property
+    def counters(self) -> dict[str, int]: ...
     loop: asyncio.AbstractEventLoop
     aio_server: asyncio.Server | None
     now: float
     ip_counts: dict[str, int]
     accepted: int
+    messages_received: int
+    messages_sent: int
+    bytes_received: int
+    bytes_sent: int
     timer: asyncio.TimerHandle | None
     def __init__(
         self, handler: Any, options: Options | None = None, loop: asyncio.AbstractEventLoop | None = None

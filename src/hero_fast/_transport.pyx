@@ -4,25 +4,32 @@ httptools, hands upgrades to the codec, coalesces writes, runs the timers.
 
 It is the only code that touches the event loop's transport for WebSocket I/O.
 Everything a connection must send during one read batch or one loop iteration
-leaves in a single ``transport.write``.
+leaves in a single ``transport.write`` (or ``writelines`` when large frames are
+queued by reference: one writev on uvloop; Python's asyncio < 3.12 joins them).
 """
 
 import asyncio
 import inspect
+import ipaddress
 import logging
 import os
+import time
 from collections import deque
 from functools import partial
 from urllib.parse import parse_qsl, unquote
 
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
-from libc.string cimport memmove
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.mem cimport PyMem_Free, PyMem_Realloc
+from cpython.unicode cimport PyUnicode_DecodeUTF8
+from libc.string cimport memcpy, memmove
 
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
 
 from hero_fast._core cimport (
     OP_BINARY, OP_PING, OP_PONG, OP_TEXT, STATE_CLOSED, STATE_CLOSING, STATE_FAILED,
-    STATE_OPEN, Codec, Sink, encode_frame, plain_payload_offset,
+    STATE_OPEN, THROTTLED_MESSAGES, Codec, Sink, encode_frame, header_size,
+    plain_payload_offset, write_header,
 )
 from hero_fast._deflate cimport Deflater
 from hero_fast._core import (
@@ -33,17 +40,73 @@ from hero_fast._deflate import DEFAULT_LEVEL, DEFAULT_MEM_LEVEL
 
 cdef extern from "Python.h":
     object PyMemoryView_FromMemory(char *mem, Py_ssize_t size, int flags)
+    const char *PyUnicode_AsUTF8AndSize(object s, Py_ssize_t *size) except NULL
     int PyBUF_READ
     int PyBUF_WRITE
 
-__all__ = ["Connection", "HttpRequest", "Options", "Reject", "Response", "Server", "fanout", "serve"]
+__all__ = [
+    "CappedLog", "Connection", "HttpRequest", "Options", "Reject", "Response", "Server", "fanout", "peer_log",
+    "serve",
+]
 
 log = logging.getLogger("hero_fast.transport")
+
+
+class CappedLog:
+    """Log lines a peer can cause (refusals, limit and error closes), capped per
+    reason: at most ``burst`` lines of one reason per ``window`` seconds; the
+    rest are counted and the count is told with the next line of that reason."""
+
+    def __init__(self, logger, burst=10, window=60.0):
+        self.logger = logger
+        self.burst = burst
+        self.window = window
+        self._reasons = {}   # reason -> [window start, lines in it, suppressed]
+
+    def note(self, level, reason, peer, fmt, *args):
+        """Log ``fmt % (*args, peer)`` unless ``reason`` is over its cap."""
+        if not self.logger.isEnabledFor(level):
+            return
+        now = time.monotonic()
+        st = self._reasons.get(reason)
+        if st is None:
+            if len(self._reasons) >= 256:
+                self._reasons.clear()  # reasons are a small fixed set; bound it anyway
+            st = self._reasons[reason] = [now, 0, 0]
+        elif now - st[0] >= self.window:
+            st[0] = now
+            st[1] = 0
+        if st[1] >= self.burst:
+            st[2] += 1
+            return
+        st[1] += 1
+        if st[2]:
+            fmt += " (%d more suppressed)"
+            args = args + (peer or "unknown", st[2])
+            st[2] = 0
+        else:
+            args = args + (peer or "unknown",)
+        self.logger.log(level, fmt, *args, extra={"reason": reason, "peer": peer})
+
+
+#: the engine's capped log of peer-caused events (logger hero_fast.transport)
+peer_log = CappedLog(log)
 
 # Why reading is paused (a bit each; reading resumes when none is left)
 cdef enum:
     PAUSED_BY_FLOW = 1      # our transport's write buffer is over the high-water mark
     PAUSED_BY_HANDLER = 2   # an async on_http / on_upgrade is running
+    PAUSED_BY_RATE = 4      # over max_messages/pings_per_second: frames wait unparsed
+
+cdef enum:
+    # Frames of at least this many bytes are queued by reference and leave through
+    # writelines (one writev on uvloop) instead of being copied into the output
+    # buffer; below it a memcpy is cheaper than another object and iovec.
+    LARGE_FRAME = 2048
+    # Output buffer: first allocation, and the size above which it is freed after
+    # each write (smaller ones are kept while busy, freed by the idle tick).
+    OBUF_MIN = 2048
+    OBUF_KEEP = 65536
 
 # Connection phases
 cdef enum:
@@ -102,15 +165,26 @@ cdef class Options:
     max_connections_per_ip  the same per peer address (0 = no limit: behind a reverse
                        proxy every client has the proxy's address) → connections_refused_per_ip
     max_messages_per_second  WebSocket messages per connection, a token bucket of
-                       twice this size refilled every tick (0 = no limit) → close 1008
-                       "rate limit", rate_limited
-    max_pings_per_second  pings per connection, same bucket (10) → close 1008
-                       "too many pings", ping_flood
+                       twice this size refilled continuously (0 = no limit); past it
+                       see rate_limit_policy → throttled, or rate_limited (close)
+    max_pings_per_second  pings per connection, same bucket (10) → throttled, or
+                       ping_flood (close)
+    rate_limit_policy  "throttle": a connection over a rate stops being read (its
+                       frames wait unparsed in the buffer, TCP backpressure slows the
+                       peer; nothing is lost, nobody else notices) until its bucket
+                       refills; "close": close 1008 "rate limit" / "too many pings"
+                       ("throttle")
     coalesce_pongs     pings read in one batch are answered by one pong with the
                        last payload, as RFC 6455 5.5.3 allows (True; Autobahn 2.10
                        and 2.11 check for a pong per ping: the echo server turns it off)
     frame_timeout      seconds a frame may take to arrive once its first byte did
                        (30; 0 = none) → close 1008 "frame read timeout", frame_timeouts
+
+    trusted_proxies    addresses or CIDR networks of reverse proxies (empty): only a
+                       request whose TCP peer is one of them has its X-Forwarded-For
+                       (the right-most address that is not a trusted proxy) and
+                       X-Forwarded-Proto taken as the client's address and scheme;
+                       per-address limits and logs then use that address
     """
 
     def __init__(self, **overrides):
@@ -144,6 +218,8 @@ cdef class Options:
         self.max_pings_per_second = 10
         self.coalesce_pongs = True
         self.frame_timeout = 30.0
+        self.rate_limit_policy = "throttle"
+        self.trusted_proxies = ()
         for name, value in overrides.items():
             if not hasattr(self, name):
                 raise TypeError(f"unknown option {name!r}")
@@ -154,6 +230,26 @@ cdef class Options:
             raise ValueError("deflate window bits must be between 9 and 15")
         if not (0 <= self.deflate_level <= 9 and 1 <= self.deflate_mem_level <= 9):
             raise ValueError("deflate_level must be 0-9 and deflate_mem_level 1-9")
+        if self.rate_limit_policy not in ("throttle", "close"):
+            raise ValueError(f"rate_limit_policy must be 'throttle' or 'close', not {self.rate_limit_policy!r}")
+        if isinstance(self.trusted_proxies, str):
+            raise ValueError("trusted_proxies must be a list of addresses or networks, not a string")
+        self.trusted_proxies = tuple(self.trusted_proxies)
+        self.proxy_networks = tuple(ipaddress.ip_network(n, strict=False) for n in self.trusted_proxies)
+
+    cdef bint is_trusted_proxy(self, str ip):
+        if not self.proxy_networks or ip is None:
+            return False
+        try:
+            addr = ipaddress.ip_address(ip.partition("%")[0])
+        except ValueError:
+            return False
+        if addr.version == 6 and addr.ipv4_mapped is not None:
+            addr = addr.ipv4_mapped
+        for net in self.proxy_networks:
+            if addr.version == net.version and addr in net:
+                return True
+        return False
 
     def as_dict(self):
         return {name: getattr(self, name) for name in (
@@ -164,7 +260,8 @@ cdef class Options:
             "deflate", "deflate_server_no_context_takeover", "deflate_client_no_context_takeover",
             "deflate_server_max_window_bits", "deflate_client_max_window_bits", "deflate_level",
             "deflate_mem_level", "deflate_min_size", "max_connections", "max_connections_per_ip",
-            "max_messages_per_second", "max_pings_per_second", "coalesce_pongs", "frame_timeout")}
+            "max_messages_per_second", "max_pings_per_second", "coalesce_pongs", "frame_timeout",
+            "rate_limit_policy", "trusted_proxies")}
 
 
 cdef class HttpRequest:
@@ -203,7 +300,8 @@ cdef class HttpRequest:
 
     @property
     def remote_address(self):
-        return self.peer[0] if self.peer else None
+        """The client's address: the TCP peer's, or the one a trusted proxy forwarded."""
+        return self.client_address
 
     @property
     def remote_port(self):
@@ -267,6 +365,43 @@ cdef bytes _serialize(Response resp, bint head_only, bint close):
                                b"" if head_only or resp.status in (204, 304) else resp.body)
 
 
+cdef str _forwarded_ip(str token):
+    """The address in one X-Forwarded-For entry ("1.2.3.4", "1.2.3.4:80",
+    "[::1]:80", "::1"), or None when it is not an IP address."""
+    token = token.strip()
+    if token.startswith("["):
+        token = token[1:].partition("]")[0]
+    elif token.count(":") == 1:
+        token = token.partition(":")[0]
+    try:
+        return str(ipaddress.ip_address(token))
+    except ValueError:
+        return None
+
+
+cdef int _apply_forwarded(HttpRequest r, Options o) except -1:
+    """``r`` came from a trusted proxy: its client is the right-most X-Forwarded-For
+    address that is not itself a trusted proxy (each proxy appends the peer it saw,
+    so everything left of that is the client's own claim), its scheme the last
+    X-Forwarded-Proto value."""
+    entries = [e for v in r.header_values("x-forwarded-for") for e in v.split(",") if e.strip()]
+    cdef str ip
+    cdef str found = None
+    for entry in reversed(entries):
+        ip = _forwarded_ip(entry)
+        if ip is None:
+            break  # garbage from the client's side: keep the last good address
+        found = ip
+        if not o.is_trusted_proxy(ip):
+            break
+    if found is not None:
+        r.client_address = found
+    protos = [e.strip().lower() for v in r.header_values("x-forwarded-proto") for e in v.split(",")]
+    if protos and protos[len(protos) - 1] in ("http", "https"):  # (no negative index: wraparound=False)
+        r.scheme = protos[len(protos) - 1]
+    return 0
+
+
 cdef class _HttpSession:
     """httptools callbacks and the request being read; dropped after an upgrade."""
 
@@ -320,7 +455,25 @@ cdef class _HttpSession:
         r.headers = self.headers
         r.peer = self.conn.peer
         r.body = b""
+        r.scheme = "https" if self.conn.tls else "http"
+        r.client_address = self.conn.peer_ip
         self.request = r
+        cdef int hosts = 0
+        for name, _ in self.headers:
+            if name == "host":
+                hosts += 1
+        if hosts > 1:
+            # RFC 9112 3.2: a request with more than one Host field is refused with 400.
+            self.error_status = 400
+            self.error_reason = "duplicate Host header"
+            raise HttpParserError("duplicate Host header")
+        if self.conn.server.options.is_trusted_proxy(r.client_address):
+            _apply_forwarded(r, self.conn.server.options)
+            if not self.conn._count_ip(r.client_address):
+                self.error_status = 503
+                self.error_reason = "too many connections from your address"
+                raise HttpParserError("too many connections from your address")
+        self.conn.client_address = r.client_address
         length = r.header("content-length")
         if length is not None and length.strip().isdigit() and \
                 int(length) > self.conn.server.options.max_body_size:
@@ -366,6 +519,7 @@ cdef class Connection(Sink):
     def connection_made(self, transport):
         self.transport = transport
         self.peer = transport.get_extra_info("peername")
+        self.tls = transport.get_extra_info("sslcontext") is not None
         transport.set_write_buffer_limits(self.server.options.write_buffer_high,
                                           self.server.options.write_buffer_low)
         self.server.connections.add(self)
@@ -373,57 +527,73 @@ cdef class Connection(Sink):
         cdef Options o = self.server.options
         cdef Server srv = self.server
         peer = self.peer
-        ip = peer[0] if isinstance(peer, tuple) and peer else None
+        self.peer_ip = peer[0] if isinstance(peer, tuple) and peer and isinstance(peer[0], str) else None
+        self.client_address = self.peer_ip
         if o.max_connections and srv.accepted >= o.max_connections:
             return self._refuse("connections_refused", "too many connections")
-        if ip is not None and o.max_connections_per_ip and \
-                srv.ip_counts.get(ip, 0) >= o.max_connections_per_ip:
+        # A trusted proxy's connections are counted per client once a request head
+        # names the client (X-Forwarded-For), not as the proxy's own address.
+        if self.peer_ip is not None and not o.is_trusted_proxy(self.peer_ip) and \
+                not self._count_ip(self.peer_ip):
             return self._refuse("connections_refused_per_ip", "too many connections from your address")
         srv.accepted += 1
         self.counted = True
-        if ip is not None:
-            self.ip = ip
-            srv.ip_counts[ip] = srv.ip_counts.get(ip, 0) + 1
         self.http = _HttpSession(self)
+
+    cdef bint _count_ip(self, str ip) except -1:
+        """Count this connection under ``ip`` (moving it from the address it was
+        counted under); False, counting nothing, when ``ip`` is at its limit."""
+        cdef Server srv = self.server
+        cdef Py_ssize_t limit = srv.options.max_connections_per_ip
+        if ip is None or ip == self.ip:
+            return True
+        if limit and srv.ip_counts.get(ip, 0) >= limit:
+            return False
+        self._uncount_ip()
+        self.ip = ip
+        srv.ip_counts[ip] = srv.ip_counts.get(ip, 0) + 1
+        return True
+
+    cdef int _uncount_ip(self) except -1:
+        cdef dict counts = self.server.ip_counts
+        if self.ip is not None:
+            left = counts.get(self.ip, 1) - 1
+            if left > 0:
+                counts[self.ip] = left
+            else:
+                counts.pop(self.ip, None)
+            self.ip = None
+        return 0
 
     cdef int _refuse(self, str counter, str reason) except -1:
         """Over a connection limit: 503 with a short reason, then close (the request,
         if any, is read and dropped so the answer is not lost to a reset)."""
-        self.server.counters[counter] += 1
+        self.server.event_counts[counter] += 1
+        self._log_refusal(503, reason)
         self._write_now(_plain_response(503, reason, [("Retry-After", "1")], True))
         self._end_after_response()
+        return 0
+
+    cdef int _log_refusal(self, int status, str reason) except -1:
+        """One capped log line per refused request or connection."""
+        peer_log.note(logging.WARNING if status == 503 else logging.INFO,
+                      f"http {status} {reason}", self.client_address,
+                      "refused %s: %s (peer %s)", status, reason)
         return 0
 
     def get_buffer(self, Py_ssize_t sizehint):
         cdef Py_ssize_t avail
         cdef unsigned char *p = self.codec.write_ptr(&avail)
+        self.codec.offered = avail
         return PyMemoryView_FromMemory(<char *>p, avail, PyBUF_WRITE)
 
     def buffer_updated(self, Py_ssize_t nbytes):
-        cdef Codec c
         self.last_seen = self.server.now
         self.awaiting_pong = False
         if self.phase == PHASE_WS:
-            self.in_batch = True
-            c = self.codec
-            try:
-                c.feed(nbytes)
-                self._after_feed()
-                if self.pong_due is not None:
-                    self._emit_pong()
-            finally:
-                self.in_batch = False
-            # the per-frame read deadline runs while a frame is incomplete
-            if c.have_header or c.end > c.start:
-                if self.frame_since == 0 or self.frame_mark != c.frames_done:
-                    # the loop's clock, not server.now (up to a tick old): a frame
-                    # that starts just before a tick must get its whole frame_timeout
-                    self.frame_since = self.server.loop.time()
-                    self.frame_mark = c.frames_done
-            else:
-                self.frame_since = 0
-            if self.pending is not None or self.close_after_flush:
-                self._flush()
+            self.codec.read_done(nbytes)
+            self.codec.end += nbytes
+            self._ws_input()
         elif self.phase == PHASE_HTTP:
             self._http_data(nbytes)
         # PHASE_UPGRADING keeps bytes in the codec buffer; PHASE_DONE ignores them.
@@ -431,6 +601,106 @@ cdef class Connection(Sink):
             self.codec.end += nbytes
         else:
             self.codec.start = self.codec.end = 0
+
+    cdef int _ws_input(self) except -1:
+        """Decode what is buffered as one batch: replies queued meanwhile leave in one write."""
+        cdef Codec c = self.codec
+        self.in_batch = True
+        try:
+            self._parse()
+            self._after_feed()
+            if self.pong_due is not None:
+                self._emit_pong()
+        finally:
+            self.in_batch = False
+        # the per-frame read deadline runs while a frame is incomplete
+        if c.have_header or c.end > c.start:
+            if self.frame_since == 0 or self.frame_mark != c.frames_done:
+                # the loop's clock, not server.now (up to a tick old): a frame
+                # that starts just before a tick must get its whole frame_timeout
+                self.frame_since = self.server.loop.time()
+                self.frame_mark = c.frames_done
+        else:
+            self.frame_since = 0
+        if self.queued or self.close_after_flush:
+            self._flush()
+        return 0
+
+    cdef int _parse(self) except -1:
+        """Parse the buffered frames within the rate budgets (whole tokens of the
+        message and ping buckets); what would go over them waits unparsed."""
+        cdef Codec c = self.codec
+        cdef Options o = self.server.options
+        cdef Py_ssize_t mb, pb
+        cdef bint limited = c.state == STATE_OPEN
+        mb = <Py_ssize_t>self.msg_tokens if limited and o.max_messages_per_second > 0 else -1
+        pb = <Py_ssize_t>self.ping_tokens if limited and o.max_pings_per_second > 0 else -1
+        c.msg_budget = mb
+        c.ping_budget = pb
+        c.parse()
+        if mb >= 0:
+            self.msg_tokens -= mb - c.msg_budget
+        if pb >= 0:
+            self.ping_tokens -= pb - c.ping_budget
+        if c.throttled:
+            return self._over_rate()
+        if self.paused_by & PAUSED_BY_RATE:
+            self._resume_reading(PAUSED_BY_RATE)
+        return 0
+
+    cdef int _over_rate(self) except -1:
+        """A frame would exceed its bucket: wait for tokens with reading paused
+        (throttle), or close 1008 (the "close" policy)."""
+        cdef Options o = self.server.options
+        cdef bint messages = self.codec.throttled == THROTTLED_MESSAGES
+        cdef double rate = o.max_messages_per_second if messages else o.max_pings_per_second
+        cdef double tokens
+        # Buckets refill continuously; only here, when one looks empty, is the clock read.
+        self._refill(self.server.clock())
+        tokens = self.msg_tokens if messages else self.ping_tokens
+        if tokens >= 1.0:
+            return self._parse()
+        cdef str reason = "rate limit" if messages else "too many pings"
+        if o.rate_limit_policy == "close":
+            self.server.event_counts["rate_limited" if messages else "ping_flood"] += 1
+            peer_log.note(logging.INFO, reason, self.client_address,
+                        "websocket closed 1008: %s (peer %s)", reason)
+            self.pong_due = None
+            self.close(1008, reason)
+            # closing: the rest is read (and not delivered) to find the peer's close frame
+            return self._parse()
+        if not (self.paused_by & PAUSED_BY_RATE):
+            self.server.event_counts["throttled"] += 1
+            peer_log.note(logging.INFO, "throttled " + reason, self.client_address,
+                        "websocket throttled: %s, reading paused (peer %s)", reason)
+            self._pause_reading(PAUSED_BY_RATE)
+        # Resume once the bucket holds a twentieth of a second's worth (at least
+        # one token): the peer is slowed smoothly to the rate, not in tick-sized bursts.
+        want = max(1.0, rate / 20.0)
+        if self.rate_timer is None:
+            self.rate_timer = self.server.loop.call_later((want - tokens) / rate, self._rate_refilled)
+        return 0
+
+    def _rate_refilled(self):
+        self.rate_timer = None
+        if self.phase != PHASE_WS or not (self.paused_by & PAUSED_BY_RATE):
+            return
+        self._refill(self.server.clock())
+        self._ws_input()
+
+    cdef int _refill(self, double now) except -1:
+        cdef Options o = self.server.options
+        cdef double elapsed = now - self.refilled_at
+        if elapsed <= 0:
+            return 0
+        self.refilled_at = now
+        if o.max_messages_per_second > 0:
+            self.msg_tokens = min(2 * o.max_messages_per_second,
+                                  self.msg_tokens + o.max_messages_per_second * elapsed)
+        if o.max_pings_per_second > 0:
+            self.ping_tokens = min(2 * o.max_pings_per_second,
+                                   self.ping_tokens + o.max_pings_per_second * elapsed)
+        return 0
 
     def eof_received(self):
         # The peer finished sending: nothing more can arrive, so close our side too.
@@ -442,12 +712,10 @@ cdef class Connection(Sink):
         if self.counted:
             self.counted = False
             srv.accepted -= 1
-            if self.ip is not None:
-                left = srv.ip_counts.get(self.ip, 1) - 1
-                if left > 0:
-                    srv.ip_counts[self.ip] = left
-                else:
-                    srv.ip_counts.pop(self.ip, None)
+        self._uncount_ip()
+        if self.rate_timer is not None:
+            self.rate_timer.cancel()
+            self.rate_timer = None
         self.pong_due = None
         if self.drain_waiter is not None and not self.drain_waiter.done():
             self.drain_waiter.set_result(None)  # the streamer sees transport None and stops
@@ -455,15 +723,18 @@ cdef class Connection(Sink):
             # The TCP connection ended without a completed close handshake.
             self._notify_closed(1006, "")
         self.phase = PHASE_DONE
-        self.pending = None
+        self._drop_output()
         self.http = None
         self.codec.release_buffer()
         self.transport = None
 
+    def __dealloc__(self):
+        PyMem_Free(self.obuf)
+
     def pause_writing(self):
         self.writing_paused = True
         # Backpressure: stop reading from a peer that does not read our replies;
-        # what we still have to send waits in `pending`, capped by max_send_buffer.
+        # what we still have to send stays queued, capped by max_send_buffer.
         self._pause_reading(PAUSED_BY_FLOW)
         if self.server.h_pause is not None:
             try:
@@ -477,7 +748,7 @@ cdef class Connection(Sink):
             self.drain_waiter.set_result(None)
         if self.phase != PHASE_DONE:
             self._resume_reading(PAUSED_BY_FLOW)
-        if self.pending is not None and not self.in_batch:
+        if self.queued and not self.in_batch:
             self._flush()
         if self.server.h_resume is not None:
             try:
@@ -529,7 +800,7 @@ cdef class Connection(Sink):
         except HttpParserError as e:
             # Requests completed before the bad bytes are answered first, in order.
             h.failed_status = h.error_status or 400
-            h.failed_reason = str(e) or "bad request"
+            h.failed_reason = h.error_reason or str(e) or "bad request"
             self._process_http_queue()
             return 0
         self._process_http_queue()
@@ -537,8 +808,15 @@ cdef class Connection(Sink):
 
     cdef int _http_fail(self, int status, str reason) except -1:
         messages = {413: "request body too large", 414: "request line too long",
-                    431: "request header fields too large", 408: "request timeout"}
-        self._write_now(_plain_response(status, messages.get(status, "bad request"), [], True))
+                    431: "request header fields too large", 408: "request timeout",
+                    503: "too many connections from your address"}
+        text = messages.get(status, "bad request")
+        extra = []
+        if status == 503:
+            self.server.event_counts["connections_refused_per_ip"] += 1
+            extra = [("Retry-After", "1")]
+        self._log_refusal(status, reason or text)
+        self._write_now(_plain_response(status, text, extra, True))
         self._end_after_response()
         return 0
 
@@ -672,6 +950,7 @@ cdef class Connection(Sink):
         try:
             key, offered, _extensions = check_upgrade_request(req.method, req.http_version, req.headers)
         except HandshakeError as e:
+            self._log_refusal(e.status, e.reason)
             self._write_now(_plain_response(e.status, e.reason, e.headers, True))
             self._end_after_response()
             return 0
@@ -722,6 +1001,7 @@ cdef class Connection(Sink):
             self._upgrade_decided(key, offered, task.result())
 
     cdef int _reject(self, r) except -1:
+        self._log_refusal(r.status, r.reason)
         self._write_now(_plain_response(r.status, r.reason, r.headers, True))
         self._end_after_response()
         return 0
@@ -737,7 +1017,7 @@ cdef class Connection(Sink):
         if self.deflate_params is not None:
             self.codec.enable_deflate(self.deflate_params, o.deflate_level, o.deflate_mem_level,
                                       o.deflate_min_size)
-            self.server.counters["deflate_connections"] += 1
+            self.server.event_counts["deflate_connections"] += 1
             extra = [("Sec-WebSocket-Extensions", self.deflate_params.response)]
         self.subprotocol = result
         self.phase = PHASE_WS
@@ -756,32 +1036,30 @@ cdef class Connection(Sink):
                 # instead of escaping into the event loop before the 101 is sent.
                 log.exception("on_connect handler failed")
                 self.close(1011, "internal error")
-            # Frames that arrived with (or after) the upgrade request.
-            if self.phase == PHASE_WS and self.codec.end > self.codec.start:
-                self.codec.parse()
-                self._after_feed()
-                if self.pong_due is not None:
-                    self._emit_pong()
         finally:
             self.in_batch = False
-        if self.pending is not None or self.close_after_flush:
+        # Frames that arrived with (or after) the upgrade request.
+        if self.phase == PHASE_WS and self.codec.end > self.codec.start:
+            self._ws_input()
+        elif self.queued or self.close_after_flush:
             self._flush()
         return 0
 
     # -- WebSocket phase -----------------------------------------------------
 
-    cdef int on_message(self, object payload, bint is_text) except -1:
+    cdef int on_data(self, const unsigned char *p, Py_ssize_t n, bint is_text) except -1:
+        cdef Server srv = self.server
         if self.codec.state != STATE_OPEN:
             return 0
-        cdef double rate = self.server.options.max_messages_per_second
-        if rate > 0:
-            self.msg_tokens -= 1.0
-            if self.msg_tokens < 0:
-                self.server.counters["rate_limited"] += 1
-                self.close(1008, "rate limit")
-                return 0
+        srv.messages_received += 1
+        srv.bytes_received += <unsigned long long>n
         try:
-            self.server.h_message(self, payload)
+            if srv.h_data is not None:
+                srv.h_data(self, PyBytes_FromStringAndSize(<const char *>p, n), is_text)
+            elif is_text:
+                srv.h_message(self, PyUnicode_DecodeUTF8(<const char *>p, n, NULL))
+            else:
+                srv.h_message(self, PyBytes_FromStringAndSize(<const char *>p, n))
         except Exception:
             log.exception("on_message handler failed")
             self.close(1011, "internal error")
@@ -792,16 +1070,8 @@ cdef class Connection(Sink):
         return 0
 
     cdef int on_ping(self, bytes payload) except -1:
-        cdef double rate = self.server.options.max_pings_per_second
         if self.codec.state != STATE_OPEN:
             return 0
-        if rate > 0:
-            self.ping_tokens -= 1.0
-            if self.ping_tokens < 0:
-                self.server.counters["ping_flood"] += 1
-                self.pong_due = None
-                self.close(1008, "too many pings")
-                return 0
         # Answered when the next frame is queued (so the pong leaves before replies
         # to later messages) or at the end of the read batch; a later ping in the
         # same batch replaces it: one pong, with the last payload (RFC 6455 5.5.3).
@@ -828,7 +1098,9 @@ cdef class Connection(Sink):
             self.close_after_flush = True
             self._notify_closed(c.close_code, c.close_reason)
         elif c.state == STATE_FAILED and self.phase == PHASE_WS:
-            self.server.counters["protocol_errors"] += 1
+            self.server.event_counts["protocol_errors"] += 1
+            peer_log.note(logging.INFO, c.error, self.client_address,
+                        "websocket closed %s: %s (peer %s)", c.close_code, c.close_reason)
             self._finish_failed()
         return 0
 
@@ -855,53 +1127,165 @@ cdef class Connection(Sink):
             log.exception("on_close handler failed")
         return 0
 
-    cdef int _queue(self, bytes frame) except -1:
-        if self.pong_due is not None:
-            self._emit_pong()
-        cdef object pending = self.pending
-        if self.writing_paused and pending is not None and \
-                len(pending) + len(frame) > self.server.options.max_send_buffer:
-            return self._slow_consumer(frame)
-        if pending is None:
-            self.pending = frame
-        elif type(pending) is bytes:
-            buf = bytearray(pending)
-            buf += frame
-            self.pending = buf
+    # -- output ----------------------------------------------------------------
+
+    cdef unsigned char *_reserve(self, Py_ssize_t n) except NULL:
+        """Room for ``n`` more bytes at the end of the output buffer."""
+        cdef Py_ssize_t cap = self.ocap or OBUF_MIN
+        cdef unsigned char *nb
+        if self.lone is not None:
+            self._spill()
+        if self.olen + n > self.ocap:
+            while cap < self.olen + n:
+                cap *= 2
+            nb = <unsigned char *>PyMem_Realloc(self.obuf, cap)
+            if nb == NULL:
+                raise MemoryError()
+            self.obuf = nb
+            self.ocap = cap
+        return self.obuf + self.olen
+
+    cdef int _spill(self) except -1:
+        """Something follows the lone frame: it joins the buffer (or ``chunks``)."""
+        cdef bytes lone = self.lone
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(lone)
+        self.lone = None
+        if n >= LARGE_FRAME:
+            self.chunks = [lone]  # it was queued first: nothing else is queued yet
         else:
-            pending += frame
+            memcpy(self._reserve(n), PyBytes_AS_STRING(lone), n)
+            self.olen += n
+        return 0
+
+    cdef int _seal(self) except -1:
+        """Move the output buffer's bytes into ``chunks`` (a large frame follows)."""
+        if self.lone is not None:
+            self._spill()
+        if self.chunks is None:
+            self.chunks = []
+        if self.olen:
+            self.chunks.append(PyBytes_FromStringAndSize(<const char *>self.obuf, self.olen))
+            self.olen = 0
+        return 0
+
+    cdef int _drop_output(self) except -1:
+        self.lone = None
+        self.olen = 0
+        self.chunks = None
+        self.queued = 0
+        if self.ocap > OBUF_KEEP or self.transport is None:
+            PyMem_Free(self.obuf)
+            self.obuf = NULL
+            self.ocap = 0
+        return 0
+
+    cdef bint _over_send_buffer(self, Py_ssize_t n) except -1:
+        """Whether ``n`` more bytes would pass max_send_buffer while the transport is full."""
+        return self.writing_paused and self.queued and \
+            self.queued + n > self.server.options.max_send_buffer
+
+    cdef int _queued_one(self) except -1:
         if not self.in_batch and not self.dirty:
             self.dirty = True
             self.server._schedule_flush(self)
         return 0
 
-    cdef int _slow_consumer(self, bytes frame) except -1:
+    cdef int _queue(self, bytes frame) except -1:
+        """Queue an encoded frame (control frames, pre-framed messages)."""
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(frame)
+        if self.pong_due is not None:
+            self._emit_pong()
+        if self._over_send_buffer(n):
+            return self._slow_consumer(n)
+        if not self.queued:
+            # Often the only frame of this write (a response, a room message): kept
+            # by reference, it is written without a copy or a new object.
+            self.lone = frame
+        elif n >= LARGE_FRAME:
+            self._seal()
+            self.chunks.append(frame)
+        else:
+            memcpy(self._reserve(n), PyBytes_AS_STRING(frame), n)
+            self.olen += n
+        self.queued += n
+        return self._queued_one()
+
+    cdef int _queue_data(self, int opcode, const unsigned char *p, Py_ssize_t n, object owner) except -1:
+        """Queue one whole message framed here: the header and a small payload are
+        copied into the output buffer; a large payload that is a bytes object
+        (``owner``) is sent by reference, without any copy."""
+        cdef Py_ssize_t hl = header_size(n, False)
+        cdef unsigned char *dst
+        cdef bytes frame
+        if self.codec.deflater is not None and n >= self.codec.compress_min:
+            return self._queue(self.codec.encode_message(opcode, p, n))
+        if self.pong_due is not None:
+            self._emit_pong()
+        if self._over_send_buffer(hl + n):
+            return self._slow_consumer(hl + n)
+        if n < LARGE_FRAME:
+            dst = self._reserve(hl + n)
+            write_header(dst, opcode, n, True, False, 0)
+            memcpy(dst + hl, p, n)
+            self.olen += hl + n
+        elif owner is not None:
+            write_header(self._reserve(hl), opcode, n, True, False, 0)
+            self.olen += hl
+            self._seal()
+            self.chunks.append(owner)
+        else:
+            self._seal()
+            frame = PyBytes_FromStringAndSize(NULL, hl + n)
+            dst = <unsigned char *>PyBytes_AS_STRING(frame)
+            write_header(dst, opcode, n, True, False, 0)
+            memcpy(dst + hl, p, n)
+            self.chunks.append(frame)
+        self.queued += hl + n
+        return self._queued_one()
+
+    cdef int _slow_consumer(self, Py_ssize_t nbytes) except -1:
         """The peer reads slower than we send and its buffer is full: drop this
         message for it, or close it (1008), so it can neither stall the sender
         and the other receivers nor grow our memory."""
+        cdef bytes frame
         if self.server.options.slow_consumer == "close" and self.codec.state == STATE_OPEN:
-            self.server.counters["slow_consumer_closes"] += 1
+            self.server.event_counts["slow_consumer_closes"] += 1
+            peer_log.note(logging.INFO, "slow consumer", self.client_address,
+                        "websocket closed 1008: send buffer full, slow consumer (peer %s)")
             frame = self.codec.close(1008, "send buffer full: slow consumer")
-            self.pending += frame  # the close frame is the one thing allowed past the cap
+            # the close frame is the one thing allowed past the cap
+            self._seal()
+            self.chunks.append(frame)
+            self.queued += PyBytes_GET_SIZE(frame)
             self.deadline = self.server.clock() + self.server.options.close_timeout
             self._notify_closed(1008, "send buffer full: slow consumer")
         else:
-            self.server.counters["messages_dropped"] += 1
-            self.server.counters["bytes_dropped"] += len(frame)
+            self.server.event_counts["messages_dropped"] += 1
+            self.server.event_counts["bytes_dropped"] += nbytes
         return 0
 
     cdef int _flush(self) except -1:
-        pending = self.pending
+        cdef list chunks = self.chunks
+        cdef Py_ssize_t queued = self.queued
         self.dirty = False
         if self.writing_paused and self.transport is not None and not self.close_after_flush:
             return 0  # the transport is full; resume_writing flushes
-        self.pending = None
         if self.transport is None:
-            return 0
-        if pending is not None:
-            if type(pending) is bytearray:
-                pending = bytes(pending)
-            self.transport.write(pending)
+            return self._drop_output()
+        if queued:
+            self.server.bytes_sent += <unsigned long long>queued
+            if self.lone is not None:
+                data = self.lone
+                self._drop_output()
+                self.transport.write(data)
+            elif chunks is None:
+                data = PyBytes_FromStringAndSize(<const char *>self.obuf, self.olen)
+                self._drop_output()
+                self.transport.write(data)
+            else:
+                self._seal()
+                self._drop_output()
+                self.transport.writelines(chunks)
         if self.close_after_flush:
             # Checked even with nothing pending: when we started the closing
             # handshake, the peer's answer queues nothing, and TCP must still
@@ -966,24 +1350,43 @@ cdef class Connection(Sink):
         return self.codec.close_code or None
 
     @property
+    def read_buffer_size(self):
+        """Bytes allocated for reading (monitoring, tests): grows while reads fill it
+        (up to 256 KiB of free space), released when the connection is idle."""
+        return self.codec.cap
+
+    @property
     def buffered_amount(self):
         """Bytes queued for this connection and not yet taken by the kernel."""
-        cdef Py_ssize_t n = 0
-        if self.pending is not None:
-            n = len(self.pending)
+        cdef Py_ssize_t n = self.queued
         if self.transport is not None:
             n += self.transport.get_write_buffer_size()
         return n
 
-    cpdef bint send(self, object data):
-        """Queue a message: ``str`` as a text frame, bytes-like as binary.
-        Returns False (and sends nothing) once the connection is closing."""
+    cpdef bint send(self, object data, object text=None):
+        """Queue a message: ``str`` as a text frame; bytes-like as binary, or as text
+        with ``text=True`` (the bytes must then be UTF-8, e.g. ``orjson.dumps`` output
+        or a text payload from ``on_data``: they are not checked again). A large
+        ``bytes`` payload is written as it is, never copied. Returns False (and
+        sends nothing) once the connection is closing."""
+        cdef Py_ssize_t n
+        cdef const char *s
+        cdef Py_buffer view
         if self.phase != PHASE_WS or self.codec.state != STATE_OPEN:
             return False
-        if self.codec.deflater is not None:
-            self._queue(self.codec.send_message(data))
+        self.server.messages_sent += 1
+        if type(data) is bytes:
+            self._queue_data(OP_TEXT if text else OP_BINARY, <const unsigned char *>PyBytes_AS_STRING(data),
+                             PyBytes_GET_SIZE(data), data)
+        elif isinstance(data, str):
+            s = PyUnicode_AsUTF8AndSize(data, &n)
+            self._queue_data(OP_TEXT, <const unsigned char *>s, n, None)
         else:
-            self._queue(encode_frame(OP_TEXT if isinstance(data, str) else OP_BINARY, data, True, False, 0, 0))
+            PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+            try:
+                self._queue_data(OP_TEXT if text else OP_BINARY, <const unsigned char *>view.buf, view.len, None)
+            finally:
+                PyBuffer_Release(&view)
         return True
 
     cpdef bint send_frame(self, bytes frame):
@@ -998,6 +1401,7 @@ cdef class Connection(Sink):
             frame = self.codec.compress_frame(frame)
         elif PyBytes_GET_SIZE(frame) and (PyBytes_AS_STRING(frame)[0] & 0x40) and not self.codec.deflate:
             raise ValueError("a compressed (RSV1) frame for a connection without permessage-deflate")
+        self.server.messages_sent += 1
         self._queue(frame)
         return True
 
@@ -1028,6 +1432,11 @@ cdef class Connection(Sink):
         self._notify_closed(code, reason)
         if not self.in_batch:
             self._flush()
+        if self.paused_by & PAUSED_BY_RATE:
+            # closing lifts the rate limit: the peer's close frame must be read
+            self._resume_reading(PAUSED_BY_RATE)
+            if not self.in_batch:
+                self._ws_input()
 
     def abort(self):
         if self.transport is not None:
@@ -1039,7 +1448,7 @@ cdef class Connection(Sink):
         cdef Options o = self.server.options
         if self.phase == PHASE_HTTP or self.phase == PHASE_UPGRADING:
             if self.deadline and now >= self.deadline:
-                self.server.counters["http_timeouts"] += 1
+                self.server.event_counts["http_timeouts"] += 1
                 if self.http is not None and self.http.in_head:
                     self._http_fail(408, "request timeout")
                 elif self.phase == PHASE_UPGRADING:
@@ -1049,24 +1458,23 @@ cdef class Connection(Sink):
             return 0
         if self.phase == PHASE_DONE or self.codec.state != STATE_OPEN:
             if self.deadline and now >= self.deadline and self.transport is not None:
-                self.server.counters["close_timeouts"] += 1
+                self.server.event_counts["close_timeouts"] += 1
                 self.transport.abort()
             return 0
         if self.last_seen < now - o.tick:
             self.codec.release_buffer()
-        cdef double elapsed = now - self.refilled_at
-        self.refilled_at = now
-        if o.max_messages_per_second > 0:
-            self.msg_tokens = min(2 * o.max_messages_per_second,
-                                  self.msg_tokens + o.max_messages_per_second * elapsed)
-        if o.max_pings_per_second > 0:
-            self.ping_tokens = min(2 * o.max_pings_per_second,
-                                   self.ping_tokens + o.max_pings_per_second * elapsed)
+            if not self.queued and self.obuf != NULL:
+                PyMem_Free(self.obuf)
+                self.obuf = NULL
+                self.ocap = 0
+        self._refill(now)
         if self.frame_since:
             if self.paused_by:
                 self.frame_since = now  # we stopped reading, not the peer sending
             elif o.frame_timeout > 0 and now - self.frame_since >= o.frame_timeout:
-                self.server.counters["frame_timeouts"] += 1
+                self.server.event_counts["frame_timeouts"] += 1
+                peer_log.note(logging.INFO, "frame read timeout", self.client_address,
+                              "websocket closed 1008: frame read timeout (peer %s)")
                 self.frame_since = 0
                 self.close(1008, "frame read timeout")
                 return 0
@@ -1074,7 +1482,9 @@ cdef class Connection(Sink):
             return 0
         if self.awaiting_pong:
             if now - self.ping_sent >= o.ping_timeout:
-                self.server.counters["ping_timeouts"] += 1
+                self.server.event_counts["ping_timeouts"] += 1
+                peer_log.note(logging.INFO, "keepalive ping timeout", self.client_address,
+                              "websocket closed 1011: keepalive ping timeout (peer %s)")
                 self.close(1011, "keepalive ping timeout")
         elif now - self.last_seen >= o.ping_interval:
             self.awaiting_pong = True
@@ -1107,6 +1517,7 @@ def fanout(bytes frame, conns, bytes compressed=None, int compressed_window_bits
         if c.phase != PHASE_WS or c.codec.state != STATE_OPEN:
             continue
         n += 1
+        c.server.messages_sent += 1
         codec = c.codec
         d = codec.deflater
         if d is None:
@@ -1172,11 +1583,11 @@ cdef class Server:
         self.options = options if options is not None else Options()
         self.handler = handler
         self.connections = set()
-        self.counters = {"protocol_errors": 0, "http_timeouts": 0, "close_timeouts": 0,
+        self.event_counts = {"protocol_errors": 0, "http_timeouts": 0, "close_timeouts": 0,
                          "ping_timeouts": 0, "messages_dropped": 0, "bytes_dropped": 0,
                          "slow_consumer_closes": 0, "connections_refused": 0,
                          "connections_refused_per_ip": 0, "rate_limited": 0, "ping_flood": 0,
-                         "frame_timeouts": 0, "deflate_connections": 0}
+                         "frame_timeouts": 0, "deflate_connections": 0, "throttled": 0}
         self.ip_counts = {}
         self.accepted = 0
         self.loop = loop if loop is not None else asyncio.get_event_loop()
@@ -1186,11 +1597,24 @@ cdef class Server:
         self.h_upgrade = getattr(handler, "on_upgrade", _accept)
         self.h_connect = getattr(handler, "on_connect", _ignore)
         self.h_message = getattr(handler, "on_message", _ignore)
+        # opt-in: on_data(conn, payload: bytes, is_text) instead of on_message, no str made
+        self.h_data = getattr(handler, "on_data", None)
         self.h_close = getattr(handler, "on_close", _ignore)
         self.h_http = getattr(handler, "on_http", _no_http)
         self.h_pause = getattr(handler, "on_pause_writing", None)
         self.h_resume = getattr(handler, "on_resume_writing", None)
         self.timer = self.loop.call_later(self.options.tick, self._housekeeping)
+
+    @property
+    def counters(self):
+        """Event counters by name (refusals, limits, timeouts, ...), with the message
+        and byte counters as ``messages_in``, ``bytes_in``, ``messages_out``, ``bytes_out``."""
+        cdef dict d = self.event_counts
+        d["messages_in"] = self.messages_received
+        d["bytes_in"] = self.bytes_received
+        d["messages_out"] = self.messages_sent
+        d["bytes_out"] = self.bytes_sent
+        return d
 
     def protocol_factory(self):
         return WebSocketProtocol(self)
@@ -1267,7 +1691,13 @@ cdef class Server:
 async def serve(handler, host="127.0.0.1", port=8080, *, Options options=None, ssl=None,
                 reuse_port=False, sock=None, backlog=1024):
     """Start a server; ``handler`` provides any of on_upgrade, on_connect,
-    on_message, on_close, on_http, on_pause_writing, on_resume_writing."""
+    on_message, on_close, on_http, on_pause_writing, on_resume_writing.
+
+    ``on_message(conn, message)`` gets a text message as ``str`` and a binary one as
+    ``bytes``. A handler that defines ``on_data(conn, payload, is_text)`` gets every
+    message as ``bytes`` instead (text already checked as UTF-8, never decoded) and
+    its on_message is not called: parse JSON straight from it, or echo it with
+    ``conn.send(payload, is_text)`` (a large bytes payload is then written without a copy)."""
     loop = asyncio.get_running_loop()
     server = Server(handler, options, loop)
     if sock is not None:

@@ -60,6 +60,7 @@ class _EngineHandler:
         self.on_upgrade = websocket.on_upgrade
         self.on_connect = websocket.on_connect
         self.on_message = websocket.on_message
+        self.on_data = websocket.on_data  # preferred by the engine: JSON parsed from the bytes
         self.on_close = websocket.on_close
         self.on_http = web.handle
 

@@ -19,10 +19,11 @@ __all__ = ["EchoHandler", "main"]
 
 
 class EchoHandler:
-    """Sends every message back on the connection it came from."""
+    """Sends every message back on the connection it came from, as it came: the
+    payload bytes, never decoded to ``str``."""
 
-    def on_message(self, conn: Connection, message: str | bytes) -> None:
-        conn.send(message)
+    def on_data(self, conn: Connection, payload: bytes, is_text: bool) -> None:
+        conn.send(payload, is_text)
 
 
 async def _run(host: str, port: int, options: Options) -> None:

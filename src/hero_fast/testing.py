@@ -99,6 +99,7 @@ class _TestSocket:
         self.user_data: Any = None
         self.request = request
         self.peer = (remote_ip, remote_port)
+        self.client_address = remote_ip
         self.open = True
         self.close_code: int | None = None
         self.messages: list[Any] = []

@@ -7,8 +7,10 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from hero_fast._transport import Options
-from hero_fast.config import DEFAULTS, SPEC, Option, engine_options, flatten, load_config
+from hero_fast.config import DEFAULTS, SPEC, ConfigError, Option, engine_options, flatten, load_config
 from hero_fast.config.docs import markdown, options
 
 
@@ -47,6 +49,8 @@ def test_engine_options_from_defaults():
         "max_pings_per_second": 10.0,
         "coalesce_pongs": True,
         "frame_timeout": 30.0,
+        "rate_limit_policy": "throttle",
+        "trusted_proxies": (),
     }
 
 
@@ -68,9 +72,12 @@ def test_engine_options_follow_the_config():
             "servers.web.maxBodySize": 5000,
             "servers.web.keepAliveTimeout": 0.25,
             f"{ws}.server.pingInterval": 1000,
+            f"{ws}.rateLimitPolicy": "close",
+            "servers.web.trustedProxies": ["10.0.0.0/8", "::1"],
         },
     )
     o = engine_options(config)
+    assert (o.rate_limit_policy, o.trusted_proxies) == ("close", ("10.0.0.0/8", "::1"))
     assert (o.max_message_size, o.max_fragments, o.handshake_timeout, o.close_timeout) == (1000, 3, 1.5, 2.0)
     assert (o.max_request_line, o.max_headers, o.max_header_bytes) == (100, 10, 2000)
     assert (o.write_buffer_high, o.write_buffer_low) == (4096, 1024)
@@ -151,3 +158,9 @@ def test_python_m_hero_fast_config_show(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "servers.web.port = 9999  # config/web.py" in result.stdout
     assert 'servers.web.host = "127.0.0.1"  # default' in result.stdout
+
+
+@pytest.mark.parametrize("bad", [["10.0.0.0/33"], ["proxy.example"], "10.0.0.1", [1]])
+def test_trusted_proxies_must_be_addresses_or_networks(bad):
+    with pytest.raises(ConfigError, match="trustedProxies"):
+        load_config(None, environ={}, overrides={"servers.web.trustedProxies": bad})

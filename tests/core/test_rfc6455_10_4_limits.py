@@ -174,3 +174,26 @@ def test_accumulated_fragments_checked_at_each_header():
     assert c.state == OPEN
     c.receive_data(third[2:6])
     assert (c.state, c.error) == (FAILED, "message_too_big")
+
+
+def test_rfc6455_10_4_message_budget_leaves_frames_unparsed():
+    """A budget of data messages (the transport's rate limit): the frame that would go
+    over it stays in the buffer, byte for byte, until the budget is raised."""
+    c = Codec()
+    frames = [cframe(0x1, b"one"), cframe(0x9, b"p"), cframe(0x1, b"two"), cframe(0x2, b"three")]
+    c.msg_budget = 2
+    assert c.receive_data(b"".join(frames)) == [("text", "one"), ("ping", b"p"), ("text", "two")]
+    assert (c.throttled, c.msg_budget, c.buffered()) == (1, 0, len(frames[3]))
+    c.msg_budget = -1
+    assert c.resume() == [("binary", b"three")]
+    assert (c.throttled, c.buffered()) == (0, 0)
+
+
+def test_rfc6455_10_4_ping_budget_leaves_pings_unparsed():
+    c = Codec()
+    c.ping_budget = 1
+    assert c.receive_data(cframe(0x9, b"a") + cframe(0x9, b"b") + cframe(0x1, b"t")) == [("ping", b"a")]
+    assert c.throttled == 2
+    c.ping_budget = 5
+    assert c.resume() == [("ping", b"b"), ("text", "t")]
+    assert c.ping_budget == 4

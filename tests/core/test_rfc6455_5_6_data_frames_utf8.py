@@ -188,3 +188,23 @@ def test_utf8_check_agrees_with_python_on_random_bytes():
             assert r.error == "invalid_utf8", raw
         else:
             assert r.events == expected, raw
+
+
+@pytest.mark.parametrize(
+    "bad", [b"\xc3\xa9", b"\xff", b"\xed\xa0\x80", b"\xe2\x82"], ids=["e-acute", "ff", "surrogate", "cut"]
+)
+def test_rfc6455_5_6_utf8_checked_at_every_offset_of_a_long_ascii_run(bad):
+    """The ASCII fast path skips 32 and 8 bytes at a time: a non-ASCII sequence at any
+    offset, before or across a block boundary, is still checked."""
+    for pos in range(0, 100):
+        text = b"a" * pos + bad + b"b" * (100 - pos)
+        try:
+            expected = [("text", text.decode())]
+        except UnicodeDecodeError:
+            expected = None
+        c = Codec()
+        events = c.receive_data(cframe(OP_TEXT, text))
+        if expected is None:
+            assert c.close_code == 1007, pos
+        else:
+            assert events == expected, pos

@@ -1,4 +1,4 @@
-"""Fuzzing the JSON envelope decoder (servers/websocket.py ``on_message``) with a
+"""Fuzzing the JSON envelope decoder (servers/websocket.py ``on_data``/``on_message``) with a
 fake engine connection: random JSON values, random verbs and fields, and random
 bytes. Every input is answered with a response envelope (success, or an
 ``Error: ...`` one), a push, or a documented close; no verb ever fails with an
@@ -32,6 +32,7 @@ class FakeWs:
         self.user_data = None
         self.request = None
         self.peer = ("127.0.0.1", 40000 + n)
+        self.client_address = "127.0.0.1"
         self.frames: list[bytes] = []
         self.closed: tuple[int, str] | None = None
         self.open = True
@@ -121,8 +122,17 @@ async def deliver(messages: list[bytes | str]) -> FakeWs:
     API.websocket.on_connect(ws)  # type: ignore[arg-type]
     ws.frames.clear()
     for m in messages:
-        if ws.open:
+        if not ws.open:
+            break
+        if isinstance(m, str):
             API.websocket.on_message(ws, m)  # type: ignore[arg-type]
+        else:  # as the engine hands them over: text only when it is UTF-8
+            try:
+                m.decode()
+            except UnicodeDecodeError:
+                API.websocket.on_data(ws, m, False)  # type: ignore[arg-type]
+            else:
+                API.websocket.on_data(ws, m, True)  # type: ignore[arg-type]
     for _ in range(5):
         await asyncio.sleep(0)
     if API._tasks:

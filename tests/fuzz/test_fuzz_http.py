@@ -7,6 +7,7 @@ or gets no answer yet (an incomplete request); nothing raises, nothing answers 5
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import re
 
 from _fuzzsupport import fuzz_settings
@@ -190,3 +191,60 @@ def test_chunking_never_changes_the_answer_to_a_complete_request(raw: bytes) -> 
     first = lambda b: b.split(b"\r\n", 1)[0]  # noqa: E731
     if whole and bytewise:
         assert first(whole) == first(bytewise)
+
+
+# -- X-Forwarded-For from a trusted proxy -----------------------------------------------------------
+
+
+class WhoHandler:
+    def on_http(self, request):  # type: ignore[no-untyped-def]
+        return Response(200, [], f"{request.remote_address} {request.scheme}".encode())
+
+
+PROXIED = Server(WhoHandler(), Options(trusted_proxies=["127.0.0.0/8", "10.0.0.0/8"]), LOOP)
+address = st.one_of(
+    st.ip_addresses().map(str),
+    st.ip_addresses(v=4).map(lambda a: f"{a}:{443}"),
+    st.ip_addresses(v=6).map(lambda a: f"[{a}]:80"),
+    st.sampled_from(["10.0.0.1", "127.0.0.1", "unknown", "", " ", "_hidden", "1.2.3", "::ffff:10.0.0.1"]),
+    st.text(max_size=20).filter(lambda s: "\r" not in s and "\n" not in s),
+)
+
+
+@fuzz_settings(300)
+@given(st.lists(st.lists(address, max_size=5).map(", ".join), max_size=3),
+       st.lists(st.sampled_from(["http", "https", "HTTPS", "ftp", "", "https, http"]), max_size=2))
+def test_forwarded_for_from_a_trusted_proxy(xff: list[str], proto: list[str]) -> None:
+    """Whatever a client writes into X-Forwarded-For (a trusted proxy appends to it), the
+    client address is a real IP: the proxy's peer (127.0.0.1) or one of the entries."""
+    lines = ["GET / HTTP/1.1", "Host: x"] + [f"X-Forwarded-For: {v}" for v in xff] + [
+        f"X-Forwarded-Proto: {v}" for v in proto]
+    raw = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "surrogatepass")
+    t = FakeTransport()
+    proto_ = WebSocketProtocol(PROXIED)
+    proto_.connection_made(t)
+    buf = proto_.get_buffer(-1)
+    buf[: len(raw)] = raw
+    proto_.buffer_updated(len(raw))
+    proto_.connection_lost(None)
+    out = bytes(t.out)
+    if not out.startswith(b"HTTP/1.1 200 "):
+        assert out.startswith(b"HTTP/1.1 400 "), out[:80]  # a header value httptools refuses
+        return
+    addr, scheme = out.split(b"\r\n\r\n", 1)[1].decode().split(" ")
+    assert addr == "127.0.0.1" or addr in _entry_ips(xff), (addr, xff)
+    assert scheme in ("http", "https")
+
+
+def _entry_ips(values: list[str]) -> set[str]:
+    """Every address written in the headers, normalised ("[::1]:80" → "::1")."""
+    found = set()
+    for entry in ",".join(values).split(","):
+        entry = entry.strip()
+        host = entry[1:].partition("]")[0] if entry.startswith("[") else entry
+        for candidate in (host, host.rpartition(":")[0]):
+            try:
+                found.add(str(ipaddress.ip_address(candidate)))
+            except ValueError:
+                pass
+    return found

@@ -9,6 +9,7 @@ import json
 import socket
 import time
 import zlib
+from typing import Any
 
 import pytest
 
@@ -211,6 +212,7 @@ async def test_invalid_utf8_split_across_fragments(battery: Battery) -> None:
     await battery.check()
 
 
+@pytest.mark.battery_config({"servers": {"websocket": {"rateLimitPolicy": "close"}}})
 async def test_ping_flood(battery: Battery) -> None:
     reader, writer = await raw_ws(battery.port)
     writer.write(b"".join(frame(PING, b"%d" % i) for i in range(1000)))
@@ -221,8 +223,8 @@ async def test_ping_flood(battery: Battery) -> None:
     await battery.check()
 
 
-@pytest.mark.battery_config({"servers": {"websocket": {"maxMessagesPerSecond": 20}}})
-async def test_message_flood_rate_limited(battery: Battery) -> None:
+@pytest.mark.battery_config({"servers": {"websocket": {"maxMessagesPerSecond": 20, "rateLimitPolicy": "close"}}})
+async def test_message_flood_rate_limited_under_the_close_policy(battery: Battery) -> None:
     reader, writer = await raw_ws(battery.port)
     writer.write(b"".join(frame(TEXT, json.dumps({"event": "detailsView", "messageId": i})) for i in range(200)))
     code, reason, before = await read_until_close(reader)
@@ -311,16 +313,45 @@ async def test_json_10000_levels_deep(battery: Battery) -> None:
 
 
 @pytest.mark.parametrize(
-    "text",
-    ['{"event": "say", "room": "defaultRoom", "message": 1e400}', "1" + "0" * 5000,
-     '{"event": "action", "messageId": ' + "9" * 5000 + "}", "-1e99999"],
-    ids=["1e400", "10**5000", "huge-messageId-number", "-1e99999"],
+    ("text", "expected"),
+    [
+        # RFC 8259 accepts these; orjson refuses them: the slow parser takes them
+        ('{"event": "detailsView", "messageId": 7, "n": 1e400}', {"status": "OK", "messageId": 7}),
+        ('{"event": "detailsView", "messageId": 8, "n": -1e99999}', {"status": "OK", "messageId": 8}),
+        ('{"event": "detailsView", "messageId": 9, "n": ' + "9" * 1000 + "}", {"status": "OK", "messageId": 9}),
+        # an integer Python will not convert (> 4300 digits): refused, to its messageId
+        ('{"event": "detailsView", "messageId": "m", "n": ' + "9" * 5000 + "}",
+         {"error": "Error: message has a number too large to handle", "messageId": "m"}),
+        ('{"event": "action", "messageId": ' + "9" * 5000 + "}",
+         {"error": "Error: message has a number too large to handle", "messageId": None}),
+        ("1" + "0" * 5000, {"error": "Error: message has a number too large to handle", "messageId": None}),
+        ("-1e99999", {"error": "Error: a request must be a JSON object", "messageId": None}),
+        ('{"event": "detailsView", "messageId": 3, "n": NaN}',
+         {"error": "Error: message is not valid JSON", "messageId": None}),
+    ],
+    ids=["1e400", "-1e99999-field", "1000-digit-int", "5000-digit-int", "huge-messageId-number",
+         "10**5000", "-1e99999", "NaN"],
 )
-async def test_json_huge_numbers(battery: Battery, text: str) -> None:
+async def test_json_huge_numbers(battery: Battery, text: str, expected: dict[str, Any]) -> None:
     reader, writer = await raw_ws(battery.port)
     writer.write(frame(TEXT, text))
     r = await response(reader)
-    assert r["error"] == "Error: message is not valid JSON"
+    assert {k: r.get(k) for k in expected} == expected
+    await battery.check()
+
+
+async def test_json_reply_that_cannot_be_encoded_reaches_the_caller(battery: Battery) -> None:
+    """A 400-digit integer parses (slow path: orjson reads it as a double, which
+    overflows) but orjson cannot write it back: the caller still gets an error with
+    its messageId."""
+    reader, writer = await raw_ws(battery.port)
+    big = "1" * 400
+    writer.write(frame(TEXT, '{"event": "action", "messageId": 5, "params": {"action": "echo", "x": ' + big + "}}"))
+    r = await response(reader)
+    assert r["messageId"] == 5 and r["error"] == "Error: the response could not be encoded as JSON"
+    writer.write(frame(TEXT, '{"event": "nope", "messageId": 6, "n": ' + big + "}"))
+    r = await response(reader)  # a verb error echoes the request in `data`: dropped when unencodable
+    assert (r["messageId"], r["error"], r["data"]) == (6, "Error: verb not found or not allowed (nope)", None)
     await battery.check()
 
 

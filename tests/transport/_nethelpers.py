@@ -51,6 +51,11 @@ class CountingTransport:
         self._log.append(bytes(data))
         self._t.write(data)
 
+    def writelines(self, chunks):
+        # one call, one entry: uvloop sends the list with a single writev
+        self._log.append(b"".join(chunks))
+        self._t.writelines(chunks)
+
     def __getattr__(self, name):
         return getattr(self._t, name)
 
@@ -185,3 +190,11 @@ async def wait_until(predicate, timeout=5.0, interval=0.01):
         while not predicate():
             await asyncio.sleep(interval)
     await asyncio.wait_for(_poll(), timeout)
+
+
+class StrEchoHandler:
+    """The echo handler written against the str/bytes ``on_message`` API (subclassed by
+    tests that override on_message; ``hero_fast.echo.EchoHandler`` uses ``on_data``)."""
+
+    def on_message(self, conn, message):
+        conn.send(message)

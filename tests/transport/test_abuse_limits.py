@@ -31,11 +31,14 @@ def test_options_defaults_are_documented_values():
     o = Options()
     assert (o.max_connections, o.max_connections_per_ip, o.max_messages_per_second) == (0, 0, 0)
     assert (o.max_pings_per_second, o.frame_timeout, o.coalesce_pongs) == (10, 30.0, True)
+    assert (o.rate_limit_policy, o.trusted_proxies) == ("throttle", ())
     assert (o.deflate, o.deflate_server_no_context_takeover, o.deflate_client_no_context_takeover) == (
         True, True, True)
     assert (o.deflate_server_max_window_bits, o.deflate_client_max_window_bits) == (15, 12)
     assert (o.deflate_level, o.deflate_mem_level, o.deflate_min_size) == (6, 8, 128)
-    for bad in ({"deflate_server_max_window_bits": 8}, {"deflate_level": 10}, {"deflate_mem_level": 0}):
+    for bad in ({"deflate_server_max_window_bits": 8}, {"deflate_level": 10}, {"deflate_mem_level": 0},
+                {"rate_limit_policy": "drop"}, {"trusted_proxies": "10.0.0.1"},
+                {"trusted_proxies": ["not an address"]}):
         try:
             Options(**bad)
         except ValueError:
@@ -86,9 +89,9 @@ def test_per_ip_connection_limit_answers_503(run):
     run(main())
 
 
-def test_message_rate_limit_closes_1008(run):
+def test_message_rate_limit_closes_1008_under_the_close_policy(run):
     async def main():
-        async with serving(EchoHandler(), max_messages_per_second=5) as server:
+        async with serving(EchoHandler(), max_messages_per_second=5, rate_limit_policy="close") as server:
             reader, writer = await ws_raw(server.port)
             writer.write(b"".join(mask_frame(TEXT, str(i)) for i in range(30)))
             got = []
@@ -120,9 +123,10 @@ def test_message_rate_refills_over_time(run):
     run(main())
 
 
-def test_ping_flood_closes_1008(run):
+def test_ping_flood_closes_1008_under_the_close_policy(run):
     async def main():
-        async with serving(EchoHandler()) as server:  # default: 10 pings/s, bucket 20
+        # default: 10 pings/s, bucket 20
+        async with serving(EchoHandler(), rate_limit_policy="close") as server:
             reader, writer = await ws_raw(server.port)
             writer.write(b"".join(mask_frame(PING, b"%d" % i) for i in range(100)))
             frames = []
@@ -249,3 +253,92 @@ def test_64_bit_length_top_bit(run):
             assert (op, close_code(payload)) == (CLOSE, 1002)
 
     run(main())
+
+
+def test_message_rate_over_the_limit_is_throttled_not_closed(run):
+    """The default policy: a client sending far above max_messages_per_second gets every
+    reply, in order, is never closed, and is slowed to about the rate (its frames wait
+    unparsed, TCP backpressure does the rest); a bystander's round trip is unaffected."""
+    rate, n = 200, 800  # the bucket (2 x rate) passes at once, the rest at `rate` per second
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        async with serving(EchoHandler(), max_messages_per_second=rate) as server:
+            reader, writer = await ws_raw(server.port)
+            by_reader, by_writer = await ws_raw(server.port)
+            started = loop.time()
+            writer.write(b"".join(mask_frame(TEXT, str(i)) for i in range(n)))
+            got = []
+
+            async def collect():
+                while len(got) < n:
+                    _fin, op, payload = await read_frame(reader)
+                    assert op == TEXT, (op, payload)
+                    got.append(payload)
+
+            collecting = asyncio.ensure_future(collect())
+            await wait_until(lambda: server.counters["throttled"] >= 1)
+            worst = 0.0
+            for i in range(5):  # the bystander while the flooder is throttled
+                t0 = loop.time()
+                by_writer.write(mask_frame(TEXT, f"b{i}"))
+                assert await read_frame(by_reader) == (True, TEXT, f"b{i}".encode())
+                worst = max(worst, loop.time() - t0)
+                await asyncio.sleep(0.05)
+            await asyncio.wait_for(collecting, 10)
+            elapsed = loop.time() - started
+            assert got == [str(i).encode() for i in range(n)]
+            # (n - 2 * rate) / rate = 2 s at the limit; never faster than that
+            assert elapsed >= 0.9 * (n - 2 * rate) / rate, elapsed
+            assert elapsed < 3 * (n - 2 * rate) / rate + 2, elapsed
+            assert worst < 1.0, worst  # a throttled peer would hold it for seconds
+            assert server.counters["rate_limited"] == 0
+            writer.write(mask_frame(TEXT, "still open"))
+            assert await read_frame(reader) == (True, TEXT, b"still open")
+
+    run(main(), timeout=30)
+
+
+def test_ping_flood_is_throttled_not_closed(run):
+    async def main():
+        async with serving(EchoHandler(), max_pings_per_second=50) as server:
+            reader, writer = await ws_raw(server.port)
+            writer.write(b"".join(mask_frame(PING, b"%d" % i) for i in range(150)) + mask_frame(TEXT, "after"))
+            frames = []
+            while True:
+                f = await read_frame(reader)
+                assert f[1] in (PONG, TEXT), f
+                frames.append(f)
+                if f[1] == TEXT:
+                    break
+            assert frames[-1] == (True, TEXT, b"after")
+            assert frames[-2] == (True, PONG, b"149")  # the last ping is answered before it
+            assert server.counters["throttled"] >= 1 and server.counters["ping_flood"] == 0
+
+    run(main(), timeout=30)
+
+
+def test_rfc6455_7_1_2_closing_a_throttled_connection_reads_the_peers_close(run):
+    """A throttled connection is not being read; when the server closes it (here:
+    shutdown, 1001) the frames still waiting are skipped and the peer's close frame
+    is read, so TCP ends at once, not after close_timeout."""
+
+    async def main():
+        # 0.2/s: the bucket holds 0.4 tokens, the first message already waits (~3 s)
+        async with serving(EchoHandler(), max_messages_per_second=0.2, close_timeout=5.0) as server:
+            reader, writer = await ws_raw(server.port)
+            writer.write(b"".join(mask_frame(TEXT, "m") for _ in range(5)))
+            await wait_until(lambda: server.counters["throttled"] == 1)
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            closing = asyncio.ensure_future(server.shutdown(1001, "going away", timeout=4.0))
+            while (frame := await read_frame(reader))[1] != CLOSE:
+                assert frame[1] == TEXT
+            assert close_code(frame[2]) == 1001
+            writer.write(mask_frame(CLOSE, b"\x03\xe9"))
+            assert await read_to_eof(reader, timeout=3) == b""
+            await closing
+            assert loop.time() - started < 2
+            assert server.counters["close_timeouts"] == 0
+
+    run(main(), timeout=30)

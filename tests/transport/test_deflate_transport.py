@@ -5,6 +5,7 @@ echo both ways, compress-once fan-out, bombs, and an independent client
 from __future__ import annotations
 
 import asyncio
+import secrets
 import zlib
 
 import websockets
@@ -139,6 +140,10 @@ class IdentityTransport:
         self._log.append(data)
         self._t.write(data)
 
+    def writelines(self, chunks):
+        self._log.extend(chunks)
+        self._t.writelines(chunks)
+
     def __getattr__(self, name):
         return getattr(self._t, name)
 
@@ -177,7 +182,9 @@ def test_fanout_compresses_once_for_no_context_takeover_connections(run):
                 await asyncio.sleep(0.01)
             for log in writes.values():
                 log.clear()
-            msg = "the room message " * 100
+            # incompressible enough that the compressed frame is queued by reference
+            # (a small one would be copied into each connection's output buffer)
+            msg = secrets.token_hex(4000)
             clients[0][1].write(mask_frame(TEXT, msg))
             for reader, _, _ in clients:
                 _, rsv, op, payload = await read_frame_rsv(reader)

@@ -8,6 +8,7 @@ import asyncio
 
 import pytest
 from _nethelpers import (
+    StrEchoHandler,
     open_raw,
     read_response,
     read_to_eof,
@@ -239,7 +240,7 @@ def test_silent_connection_closed_after_handshake_timeout(run):
 
 
 def test_hung_async_on_upgrade_is_cut_off(run):
-    class Hang(EchoHandler):
+    class Hang(StrEchoHandler):
         async def on_upgrade(self, conn, request, subprotocols):
             await asyncio.sleep(3600)
 

@@ -10,6 +10,7 @@ import socket
 import pytest
 from _nethelpers import (
     CountingTransport,
+    StrEchoHandler,
     close_code,
     mask_frame,
     new_key,
@@ -31,7 +32,7 @@ from hero_fast.echo import EchoHandler
 TEXT, BINARY, CLOSE, PING, PONG = 0x1, 0x2, 0x8, 0x9, 0xA
 
 
-class Recorder(EchoHandler):
+class Recorder(StrEchoHandler):
     def __init__(self):
         self.conns = []
         self.closes = []
@@ -67,7 +68,7 @@ def test_frames_in_the_same_segment_as_the_upgrade(run):
 
 
 def test_frames_with_async_upgrade_in_the_same_segment(run):
-    class Slow(EchoHandler):
+    class Slow(StrEchoHandler):
         async def on_upgrade(self, conn, request, subprotocols):
             await asyncio.sleep(0.05)
 
@@ -323,7 +324,7 @@ def test_one_write_per_read_batch_counted_exactly(run):
 
 
 def test_sends_from_one_loop_iteration_leave_in_one_write(run):
-    class Burst(EchoHandler):
+    class Burst(StrEchoHandler):
         def on_message(self, conn, message):
             loop = asyncio.get_running_loop()
             # outside the read batch: 200 sends in one callback
@@ -343,7 +344,7 @@ def test_sends_from_one_loop_iteration_leave_in_one_write(run):
 
 
 def test_fan_out_one_write_per_connection(run):
-    class Room(EchoHandler):
+    class Room(StrEchoHandler):
         def __init__(self):
             self.members = []
 
@@ -376,7 +377,7 @@ def test_fan_out_one_write_per_connection(run):
 def test_pause_and_resume_writing_visible(run):
     events = []
 
-    class Flood(EchoHandler):
+    class Flood(StrEchoHandler):
         def on_connect(self, conn):
             self.conn = conn
 
@@ -429,7 +430,7 @@ def test_send_str_subclass_and_ping_limits(run):
 
     results = []
 
-    class Api(EchoHandler):
+    class Api(StrEchoHandler):
         def on_message(self, conn, message):
             conn.send(Text("as text"))
             conn.ping(b"p" * 125)
@@ -456,7 +457,7 @@ def test_fanout_encodes_once_and_skips_closed(run):
 
     counts = []
 
-    class Room(EchoHandler):
+    class Room(StrEchoHandler):
         def __init__(self):
             self.members = []
 

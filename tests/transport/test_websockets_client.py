@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from _nethelpers import serving
+from _nethelpers import StrEchoHandler, serving
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -24,7 +24,7 @@ def client(port, path="/", **kw):
     return connect(f"ws://127.0.0.1:{port}{path}", **kw)
 
 
-class Recorder(EchoHandler):
+class Recorder(StrEchoHandler):
     def __init__(self):
         self.events = []
         self.closed = asyncio.Event()
@@ -135,7 +135,7 @@ def test_shutdown_closes_clients_with_1001(run):
 
 
 def test_subprotocol_selection_hook(run):
-    class Picky(EchoHandler):
+    class Picky(StrEchoHandler):
         def on_upgrade(self, conn, request, subprotocols):
             self.offered = subprotocols
             return "chat" if "chat" in subprotocols else None
@@ -156,7 +156,7 @@ def test_subprotocol_selection_hook(run):
 
 
 def test_subprotocol_not_offered_is_refused(run):
-    class Wrong(EchoHandler):
+    class Wrong(StrEchoHandler):
         def on_upgrade(self, conn, request, subprotocols):
             return "not-offered"
 
@@ -172,7 +172,7 @@ def test_subprotocol_not_offered_is_refused(run):
 
 @pytest.mark.parametrize("how", ["raise", "return"])
 def test_on_upgrade_reject(run, how):
-    class Gate(EchoHandler):
+    class Gate(StrEchoHandler):
         def on_upgrade(self, conn, request, subprotocols):
             r = Reject(403, "no entry here")
             if how == "raise":
@@ -215,7 +215,7 @@ def test_async_on_upgrade_accepts_and_rejects(run):
 
 
 def test_on_upgrade_exception_is_500(run):
-    class Broken(EchoHandler):
+    class Broken(StrEchoHandler):
         def on_upgrade(self, conn, request, subprotocols):
             raise RuntimeError("boom")
 
@@ -232,7 +232,7 @@ def test_on_upgrade_exception_is_500(run):
 def test_request_details_available_in_on_upgrade(run):
     seen = {}
 
-    class Inspect(EchoHandler):
+    class Inspect(StrEchoHandler):
         def on_upgrade(self, conn, request, subprotocols):
             seen.update(
                 path=request.path,
@@ -282,7 +282,7 @@ def test_request_details_available_in_on_upgrade(run):
 def test_connection_ids_are_unique(run):
     ids = []
 
-    class Ids(EchoHandler):
+    class Ids(StrEchoHandler):
         def on_connect(self, conn):
             ids.append(conn.id)
 
@@ -300,7 +300,7 @@ def test_connection_ids_are_unique(run):
 def test_server_ping_answered_by_client(run):
     pongs = []
 
-    class Pinger(EchoHandler):
+    class Pinger(StrEchoHandler):
         def on_message(self, conn, message):
             conn.ping(b"are you there")
             conn.send(message)
@@ -343,7 +343,7 @@ def test_message_too_big_closes_1009(run):
 
 
 def test_handler_exception_closes_1011(run):
-    class Boom(EchoHandler):
+    class Boom(StrEchoHandler):
         def on_message(self, conn, message):
             raise ValueError("handler bug")
 

@@ -6,6 +6,7 @@ describes what it accepts; the text is also printed in the generated reference.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -20,6 +21,7 @@ __all__ = [
     "integer",
     "list_of_str",
     "mapping",
+    "networks",
     "nothing",
     "number",
     "one_of",
@@ -139,6 +141,20 @@ def mapping(values: Check | None = None, text: str | None = None) -> Check:
 
 
 path = Check(lambda v: isinstance(v, (str, os.PathLike)), "a file path")
+
+
+def _networks(v: Any) -> bool | str:
+    if not isinstance(v, (list, tuple)) or not all(isinstance(x, str) for x in v):
+        return False
+    for x in v:
+        try:
+            ipaddress.ip_network(x, strict=False)
+        except ValueError:
+            return f"must be a list of IP addresses or CIDR networks: {x!r} is neither"
+    return True
+
+
+networks = Check(_networks, 'a list of IP addresses or CIDR networks ("10.0.0.0/8", "::1")')
 
 _REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 

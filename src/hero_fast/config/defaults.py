@@ -269,6 +269,15 @@ SPEC: dict[str, Any] = {
             ),
             "maxBodySize": O(1048576, "Largest HTTP request body (bytes) → 413.", _size),
             "keepAliveTimeout": O(15, "Seconds an idle HTTP keep-alive connection is kept open.", _secs),
+            "trustedProxies": O(
+                [],
+                """Addresses or CIDR networks of your reverse proxies / load balancers. Only a
+                request whose TCP peer is one of them has ``X-Forwarded-For`` (its right-most
+                address that is not itself a trusted proxy) and ``X-Forwarded-Proto`` believed:
+                ``remoteIP`` (HTTP and WebSocket), ``maxConnectionsPerIp`` and the engine's log
+                lines then use the forwarded address. Empty: the headers are ignored.""",
+                c.networks,
+            ),
             "metadataOptions": {
                 "serverInformation": O(
                     True,
@@ -538,16 +547,25 @@ SPEC: dict[str, Any] = {
             "maxMessagesPerSecond": O(
                 500,
                 """WebSocket messages one connection may send per second (a token bucket holding
-                twice this many); past it the connection is closed with 1008 ``rate limit``.
+                twice this many, refilled continuously); past it ``rateLimitPolicy`` applies.
                 0: no limit.""",
                 c.number(0),
             ),
             "maxPingsPerSecond": O(
                 10,
                 """WebSocket pings one connection may send per second (bucket of twice this);
-                past it: close 1008 ``too many pings``. Pings read together get one pong.
+                past it ``rateLimitPolicy`` applies. Pings read together get one pong.
                 0: no limit.""",
                 c.number(0),
+            ),
+            "rateLimitPolicy": O(
+                "throttle",
+                """What a connection over ``maxMessagesPerSecond`` or ``maxPingsPerSecond`` gets.
+                ``throttle``: its socket is not read until its bucket refills, so TCP
+                backpressure slows the client to the rate: no message lost, no disconnect,
+                other connections unaffected. ``close``: close 1008 ``rate limit`` /
+                ``too many pings``.""",
+                c.one_of("throttle", "close"),
             ),
             "frameTimeout": O(
                 30,

@@ -595,7 +595,9 @@ def engine_options(config: Mapping[str, Any]) -> Options:
         max_connections_per_ip=ws["maxConnectionsPerIp"],
         max_messages_per_second=ws["maxMessagesPerSecond"],
         max_pings_per_second=ws["maxPingsPerSecond"],
+        rate_limit_policy=ws["rateLimitPolicy"],
         frame_timeout=ws["frameTimeout"],
+        trusted_proxies=web["trustedProxies"],
     )
 
 

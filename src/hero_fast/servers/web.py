@@ -35,12 +35,12 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 from email.utils import formatdate, mktime_tz, parsedate_tz
-from random import getrandbits as _getrandbits
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, unquote
 
 import orjson
 
+from hero_fast._ids import uuid4_text
 from hero_fast._transport import HttpRequest, Response
 from hero_fast.errors import internal_error
 from hero_fast.servers import static as _static
@@ -67,14 +67,6 @@ _OPT = orjson.OPT_NON_STR_KEYS
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def _uuid4() -> str:
-    """A version-4 UUID string for ``messageId``: unique, not secret, so the
-    fast PRNG (no syscall) is enough."""
-    n = (_getrandbits(128) & ~(0xF000 << 64) & ~(0xC000 << 48)) | (0x4000 << 64) | (0x8000 << 48)
-    h = f"{n:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _header_value(name: str, value: Any) -> tuple[str, str]:
@@ -463,7 +455,7 @@ class WebServer:
         if self.requester_information:
             message_id = params.get("messageId")
             if not isinstance(message_id, (str, int)) or isinstance(message_id, bool):
-                message_id = _uuid4()
+                message_id = uuid4_text()
             body["requesterInformation"] = {
                 "id": conn.id,
                 "fingerprint": conn.fingerprint,

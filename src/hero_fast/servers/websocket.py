@@ -11,17 +11,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import inspect
+import json
 import logging
 import time
-import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from hero_fast._core import encode_frame
+from hero_fast._ids import uuid4_text
 from hero_fast._transport import Connection as WsConnection
-from hero_fast._transport import HttpRequest, Reject, fanout
+from hero_fast._transport import HttpRequest, Reject, fanout, peer_log
 from hero_fast.actions import ActionError, ActionResult
 from hero_fast.chat import ChatError
 from hero_fast.config import resolve_callable
@@ -44,6 +45,60 @@ _PRIMUS_CLOSE = encode_frame(_TEXT, b'"primus::server::close"')
 
 class VerbError(Exception):
     """A verb refused: becomes ``{"status": "Error: <text>", "error": ..., "data": ...}``."""
+
+
+class _NotJson(Exception):
+    """The payload is not JSON; ``message_id`` is the request's id when it could still be read."""
+
+    def __init__(self, text: str, message_id: Any = None) -> None:
+        super().__init__(text)
+        self.message_id = message_id
+
+
+def _no_constant(name: str) -> Any:
+    # NaN, Infinity: Python's json accepts them, RFC 8259 does not
+    raise json.JSONDecodeError(f"{name} is not JSON", name, 0)
+
+
+_HUGE = object()  # stands for an integer Python will not convert
+
+
+def _int_or_huge(text: str) -> Any:
+    try:
+        return int(text)
+    except ValueError:
+        return _HUGE
+
+
+def _loads_rfc8259(message: str | bytes) -> Any:
+    """What orjson refuses but RFC 8259 accepts: numbers beyond a double (``1e309``
+    becomes inf) or a 64-bit integer (kept exact). The slow path, only for those."""
+    try:
+        # bytes are UTF-8 (RFC 8259 8.1); json.loads would also guess UTF-16/32
+        payload = message.decode() if type(message) is bytes else message
+        return json.loads(payload, parse_constant=_no_constant)
+    except (UnicodeDecodeError, RecursionError):
+        raise _NotJson("message is not valid JSON") from None
+    except ValueError as e:
+        if not isinstance(e, json.JSONDecodeError):
+            # valid JSON Python will not hold (an integer of over 4300 digits): refuse
+            # it, but to the request's messageId when that can still be read
+            try:
+                data = json.loads(payload, parse_int=_int_or_huge, parse_constant=_no_constant)
+            except (ValueError, RecursionError):
+                data = None
+            mid = data.get("messageId") if type(data) is dict else None
+            raise _NotJson("message has a number too large to handle", mid) from None
+        raise _NotJson("message is not valid JSON") from None
+
+
+def _encodable_id(mid: Any) -> bool:
+    """A messageId orjson can write back: a string, a 64-bit integer, a finite float."""
+    if type(mid) is int:
+        return -(1 << 63) <= mid < (1 << 64)
+    if type(mid) is float:
+        return mid - mid == 0
+    return type(mid) is str
 
 
 def _json_too_deep(text: str | bytes, limit: int) -> bool:
@@ -140,6 +195,8 @@ class WebSocketServer:
             conn = ws.user_data
             if conn.silent_beats >= self.silent_beats_allowed:
                 conn.keep_state = True  # the network, not the client, went away: recoverable
+                peer_log.note(logging.INFO, "heartbeat timeout", ws.client_address,
+                              "websocket closed 1011: heartbeat timeout (peer %s)")
                 ws.close(1011, "heartbeat timeout")
             elif ws.open:
                 conn.silent_beats += 1
@@ -183,8 +240,9 @@ class WebSocketServer:
         fingerprint = None
         if request is not None:
             fingerprint = request.cookies.get(self.cookie_key) or request.query.get(self.cookie_key) or None
+        # the client's address: forwarded by a trusted proxy (servers.web.trustedProxies) or the peer's
         peer = ws.peer or (None, None)
-        conn = self.api.connections.create("webSocket", peer[0], peer[1], fingerprint, ws=ws, id=ws.id)
+        conn = self.api.connections.create("webSocket", ws.client_address, peer[1], fingerprint, ws=ws, id=ws.id)
         ws.user_data = conn
         self.sockets.add(ws)
         if self.recovery.enabled:
@@ -204,20 +262,38 @@ class WebSocketServer:
             self.recovery.dropped(conn)  # keeps its state when conn.keep_state
             self.api.connections.destroy(conn)
 
-    def on_message(self, ws: WsConnection, message: str | bytes) -> None:
+    def on_data(self, ws: WsConnection, payload: bytes, is_text: bool) -> None:
+        """The engine hook: the message's bytes (text already UTF-8-checked), parsed
+        as JSON without ever being decoded to ``str``."""
         conn: Connection = ws.user_data
         conn.silent_beats = 0
-        if type(message) is bytes:
+        if is_text:
+            self._request(conn, payload)
+        else:
             self.error(conn, None, "binary frames are not supported; send JSON text", None)
+
+    def on_message(self, ws: WsConnection, message: str | bytes) -> None:
+        """The same for a message as ``str`` (text) or ``bytes`` (a binary frame)."""
+        if type(message) is bytes:
+            self.on_data(ws, message, False)
             return
+        conn: Connection = ws.user_data
+        conn.silent_beats = 0
+        self._request(conn, message)
+
+    def _request(self, conn: Connection, message: str | bytes) -> None:
+        """One request: JSON text, as ``str`` or UTF-8 ``bytes``."""
         if self.max_json_depth and _json_too_deep(message, self.max_json_depth):
             self.error(conn, None, f"JSON nested deeper than {self.max_json_depth} levels", None)
             return
         try:
             data = orjson.loads(message)
         except orjson.JSONDecodeError:
-            self.error(conn, None, "message is not valid JSON", None)
-            return
+            try:
+                data = _loads_rfc8259(message)
+            except _NotJson as e:
+                self.error(conn, e.message_id if _encodable_id(e.message_id) else None, str(e), None)
+                return
         if type(data) is not dict:
             if type(data) is str and data.startswith("primus::"):
                 self.primus(conn, data)
@@ -226,12 +302,12 @@ class WebSocketServer:
             return
         mid = data.get("messageId")
         if mid is None:
-            mid = str(uuid.uuid4())
+            mid = uuid4_text()
         elif type(mid) is str:
             if len(mid) > self.max_message_id:
                 self.error(conn, None, f"messageId longer than {self.max_message_id} characters", None)
                 return
-        elif type(mid) not in (int, float):
+        elif not _encodable_id(mid):
             self.error(conn, None, "messageId must be a string or a number", None)
             return
         verb = self.verbs.get(data.get("event"))  # type: ignore[arg-type]
@@ -265,15 +341,23 @@ class WebSocketServer:
 
     # -- responses -------------------------------------------------------------
 
-    @staticmethod
-    def respond(conn: Connection, mid: Any, response: dict[str, Any]) -> None:
+    def respond(self, conn: Connection, mid: Any, response: dict[str, Any]) -> None:
         response["context"] = "response"
         response["messageId"] = mid
-        conn.reply(response)
+        try:
+            conn.reply(response)
+        except orjson.JSONEncodeError:
+            # e.g. an integer beyond 64 bits that the slow parser accepted, echoed back
+            self.error(conn, mid, "the response could not be encoded as JSON", None)
 
     def error(self, conn: Connection, mid: Any, text: str, data: Any) -> None:
         text = "Error: " + text
-        conn.reply({"status": text, "error": text, "context": "response", "data": data, "messageId": mid})
+        envelope = {"status": text, "error": text, "context": "response", "data": data, "messageId": mid}
+        try:
+            conn.reply(envelope)
+        except orjson.JSONEncodeError:  # the request fields echoed in `data` hold such a number
+            envelope["data"] = None
+            conn.reply(envelope)
 
     def primus(self, conn: Connection, text: str) -> None:
         if text.startswith("primus::pong::"):
