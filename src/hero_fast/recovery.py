@@ -92,11 +92,16 @@ class _Saved:
 
 class MemoryRecoveryStore:
     """Saved states in this process (the embedded default's storage), each gone at its
-    deadline; pushes held for them capped by count and bytes (the oldest dropped first)."""
+    deadline; pushes held for them capped by count and bytes (the oldest dropped first); all
+    of it together capped at ``max_total`` bytes, the oldest states given up first (a flood
+    of dropped connections costs bounded memory)."""
 
-    def __init__(self, max_pushes: int, max_bytes: int) -> None:
+    def __init__(self, max_pushes: int, max_bytes: int, max_total: int) -> None:
         self.max_pushes = max_pushes
         self.max_bytes = max_bytes
+        self.max_total = max_total
+        self.total = 0  # bytes of every state and held push
+        self.evicted = 0  # states given up to stay under max_total
         self._saved: dict[str, _Saved] = {}
         self._ids: dict[str, str] = {}  # connection id → key
 
@@ -115,8 +120,10 @@ class MemoryRecoveryStore:
 
     def _forget(self, key: str) -> _Saved | None:
         saved = self._saved.pop(key, None)
-        if saved is not None and self._ids.get(saved.connection_id) == key:
-            del self._ids[saved.connection_id]
+        if saved is not None:
+            self.total -= len(saved.state) + saved.held_bytes
+            if self._ids.get(saved.connection_id) == key:
+                del self._ids[saved.connection_id]
         return saved
 
     def save(self, key: str, state: bytes, connection_id: str, ttl_ms: int) -> None:
@@ -124,6 +131,13 @@ class MemoryRecoveryStore:
         self._expire(now)
         self._saved[key] = _Saved(state, connection_id, now + ttl_ms / 1000.0)
         self._ids[connection_id] = key
+        self.total += len(state)
+        self._bound()
+
+    def _bound(self) -> None:
+        while self.total > self.max_total and self._saved:
+            self._forget(next(iter(self._saved)))
+            self.evicted += 1
 
     def take(self, key: str) -> tuple[bytes, list[bytes], int] | None:
         now = time.monotonic()
@@ -140,9 +154,13 @@ class MemoryRecoveryStore:
             return False
         saved.held.append(push)
         saved.held_bytes += len(push)
+        self.total += len(push)
         while saved.held and (len(saved.held) > self.max_pushes or saved.held_bytes > self.max_bytes):
-            saved.held_bytes -= len(saved.held.popleft())
+            dropped = len(saved.held.popleft())
+            saved.held_bytes -= dropped
+            self.total -= dropped
             saved.dropped += 1
+        self._bound()
         return True
 
 

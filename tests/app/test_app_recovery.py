@@ -249,3 +249,19 @@ async def test_a_client_back_before_the_server_saw_it_go_takes_its_old_connectio
     data = await back.recover(alice)
     assert data["recovered"] is True and data["id"] == alice.connection.id
     assert alice.close_code == 1001
+
+
+async def test_kept_states_are_bounded_in_memory_the_oldest_given_up() -> None:
+    async with TestApi(config={"recovery.maxStoredBytes": 2000}) as t:
+        dropped = []
+        for _ in range(20):
+            c = t.connect()
+            c.connection.session["pad"] = "x" * 100
+            c.drop()
+            dropped.append(c)
+        store = t.api.cluster._recovery
+        assert store.total <= 2000 and store.evicted > 0 and len(store) < 20
+        oldest, newest = dropped[0], dropped[-1]
+        assert (await t.connect(fingerprint=oldest.fingerprint).recover(oldest))["reason"] == "expired"
+        assert (await t.connect(fingerprint=newest.fingerprint).recover(newest))["recovered"] is True
+        assert store.total == sum(len(s.state) + s.held_bytes for s in store._saved.values())

@@ -49,7 +49,7 @@ class ClusterBackend:
         self.api = api
         self.counters: dict[str, int] = {}
         cfg = api.config["recovery"]
-        self._recovery = MemoryRecoveryStore(cfg["maxPushes"], cfg["maxPushBytes"])
+        self._recovery = MemoryRecoveryStore(cfg["maxPushes"], cfg["maxPushBytes"], cfg["maxStoredBytes"])
 
     async def start(self) -> None:
         """Connect and register (called by ``Api.start`` after boot, before listening)."""

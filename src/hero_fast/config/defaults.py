@@ -594,6 +594,14 @@ SPEC: dict[str, Any] = {
         "maxPushBytes": O(
             1048576, "Bytes of pushes kept per connection for recovery (as ``maxPushes``).", _count
         ),
+        "maxStoredBytes": O(
+            67108864,
+            """Bytes one process keeps for every dropped connection together (states and held
+            pushes, without a cluster backend); beyond it the oldest are given up (those clients
+            then get ``recovered: false``), so a flood of dropped connections costs bounded
+            memory. With Redis the states live there, under its own memory limits.""",
+            _count,
+        ),
     },
     "logging": {
         "level": O(
