@@ -114,10 +114,10 @@ class _TestSocket:
         self.arrived.set()
         return True
 
-    def send(self, data: Any) -> bool:
+    def send(self, data: Any, text: bool | None = None) -> bool:
         if not self.open:
             return False
-        self.messages.append(orjson.loads(data) if isinstance(data, str) else data)
+        self.messages.append(orjson.loads(data) if isinstance(data, str) or text else data)
         self.arrived.set()
         return True
 

@@ -12,8 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from hero_fast._core import encode_frame
-
 if TYPE_CHECKING:
     from hero_fast._transport import Connection as WsConnection
     from hero_fast.app import Api
@@ -138,8 +136,8 @@ class Connection:
             return False
         self.message_count += 1
         if self.recovery_key is not None and type(message) is dict:
-            return ws.send_frame(encode_frame(_TEXT, self.api.recovery.number(self, message)))
-        return ws.send_frame(encode_frame(_TEXT, orjson.dumps(message)))
+            return ws.send(self.api.recovery.number(self, message), True)
+        return ws.send(orjson.dumps(message), True)
 
     def reply(self, message: Any) -> bool:
         """Send a response to one of this client's requests (never numbered, never kept:
@@ -148,7 +146,8 @@ class Connection:
         if ws is None or self.destroyed:
             return False
         self.message_count += 1
-        return ws.send_frame(encode_frame(_TEXT, orjson.dumps(message)))
+        # the JSON bytes go to the engine as a text message: framed there, never copied when large
+        return ws.send(orjson.dumps(message), True)
 
     def send_frame(self, frame: bytes) -> bool:
         """Queue an already framed message (the encode-once fan-out path)."""
