@@ -316,7 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from hero_fast.config import ConfigError
     from hero_fast.project import ProjectError
 
-    warnings.showwarning = _show_warning
+    previous, warnings.showwarning = warnings.showwarning, _show_warning
     try:
         return int(args.func(args))
     except CliError as exc:
@@ -328,6 +328,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ProjectError, GenerateError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        warnings.showwarning = previous
 
 
 def _show_warning(

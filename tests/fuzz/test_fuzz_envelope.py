@@ -18,6 +18,7 @@ from _fuzzsupport import fuzz_settings
 from hypothesis import given
 from hypothesis import strategies as st
 
+from hero_fast._core import encode_frame
 from hero_fast.app import Api
 
 VERBS = ["action", "roomAdd", "roomLeave", "roomView", "say", "detailsView", "file", "documentation",
@@ -43,8 +44,9 @@ class FakeWs:
         self.frames.append(frame)
         return True
 
-    def send(self, data) -> bool:  # type: ignore[no-untyped-def]
-        return self.send_frame(orjson.dumps(data))
+    def send(self, data, text=None) -> bool:  # type: ignore[no-untyped-def]
+        # the app sends JSON bytes as a text message (text=True): frame it as the engine would
+        return self.send_frame(encode_frame(1, data if isinstance(data, bytes) else orjson.dumps(data)))
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         self.closed = (code, reason)
