@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _browser_support import LiveServer
+from _browser_support import LiveServer, wait_for
 from _examples import copy_example
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -86,6 +86,14 @@ async def test_two_users_chat_poke_and_see_a_refused_join(browser: Any, tmp_path
         await bob.page.click("#join-staff")  # bob is a member, not staff
         await bob.wait(log_has("staff: Error: the staff room is for staff only"))
         assert await bob.page.eval_on_selector_all("#room option", "options => options.map(o => o.value)") == ["lobby"]
+
+        # a server restart: both browsers reconnect as new connections, logged in again by
+        # their cookie (the join middleware lets them back into lobby), and chat on
+        await server.restart()
+        await wait_for(lambda: len(server.api.chat_room.rooms["lobby"].members) == 2, what="both back in lobby")
+        await alice.page.fill("#message", "after the restart")
+        await alice.page.press("#message", "Enter")
+        await bob.wait(log_has("[lobby] alice", "after the restart"))
 
         # the login is remembered by the browser's fingerprint cookie: a reload is still alice
         await alice.page.reload()

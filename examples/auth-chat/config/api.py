@@ -19,6 +19,10 @@ DEFAULT = {
             "metadataOptions": {"requesterInformation": False},
         },
     },
+    # Connection state recovery is off: a recovered connection takes its old id back without
+    # telling connection middleware, so the ids this app keeps per user (for poke) would go
+    # stale. A client that reconnects is a new connection, logged in again by its cookie.
+    "recovery": {"maxDisconnectionDuration": 0},
     "authChat": {
         # The sqlite3 file, relative to the project folder; every worker opens the same one.
         "database": "data/auth-chat.db",

@@ -95,12 +95,10 @@ class Accounts:
         """Log `connection` in as `user`, and remember it for the connection's fingerprint."""
         now = time.time()
         self.db.execute("DELETE FROM logins WHERE expires_at <= ?", (now,))
-        # a WebSocket without the cookie has its own id as fingerprint: nothing to remember it by
-        if connection.fingerprint != connection.id:
-            self.db.execute(
-                "INSERT OR REPLACE INTO logins VALUES (?, ?, ?)",
-                (connection.fingerprint, user["name"], now + self.remember_for),
-            )
+        self.db.execute(
+            "INSERT OR REPLACE INTO logins VALUES (?, ?, ?)",
+            (connection.fingerprint, user["name"], now + self.remember_for),
+        )
         self._attach(connection, user)
 
     def restore(self, connection):

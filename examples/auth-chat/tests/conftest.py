@@ -20,10 +20,10 @@ async def api(tmp_path):
 @pytest.fixture
 def login(api):
     """`await login("alice")`: a new WebSocket-like connection logged in as a demo user
-    (password "<name>-pw"); `cookies={"sessionID": ...}` gives it a fingerprint."""
+    (password "<name>-pw"); `fingerprint=` is the browser cookie it carries (else a new one)."""
 
-    async def login(name, cookies=None):
-        client = api.connect(cookies=cookies)
+    async def login(name, fingerprint=None):
+        client = api.connect(fingerprint=fingerprint)
         response = await client.action("login", name=name, password=f"{name}-pw")
         assert response.get("user") == name, response
         return client

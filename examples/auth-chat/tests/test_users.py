@@ -41,6 +41,18 @@ async def test_poke_someone_who_is_not_connected_reaches_nobody(api, login):
     assert (await alice.action("poke", to="zed"))["error"] == "no user named 'zed'"
 
 
+async def test_a_user_who_reconnects_can_be_poked_again(api, login):
+    alice = await login("alice")
+    bob = await login("bob", fingerprint="bobs-browser")
+    bob.drop()  # the network lost it
+    back = api.connect(fingerprint="bobs-browser")  # the browser reconnects: logged in by its cookie
+    # what a recovering client sends first; recovery is off (config/api.py), so the new
+    # connection keeps its own id, the one the app knows
+    await back.recover(bob)
+    assert (await alice.action("poke", to="bob"))["local"] == 1
+    assert (await back.next("alert"))["from"] == "alice"
+
+
 async def test_poke_counts_only_connections_a_server_still_has(api, login):
     alice = await login("alice")
     await login("bob")
