@@ -1,8 +1,8 @@
 """Configuration of auth-chat: hero-fast's options, and the app's own section `authChat`.
 
-hero-fast keeps a top-level section it does not know (`authChat` here) as it is, so the app
-reads it from `api.config["authChat"]`, and it can be set per environment, by env var
-(`HERO_FAST__authChat__database='"/var/lib/auth-chat.db"'`) or in `hero-fast config`.
+hero-fast keeps a top-level section it does not know (`authChat` here) as it is: the app
+reads it from `api.config["authChat"]`, it can be set per environment (below) or by env var
+(`HERO_FAST__authChat__database='"/var/lib/auth-chat.db"'`), and `hero-fast config` shows it.
 """
 
 DEFAULT = {
