@@ -1,0 +1,42 @@
+"""Configuration of auth-chat: hero-fast's options, and the app's own section `authChat`.
+
+hero-fast keeps a top-level section it does not know (`authChat` here) as it is: the app
+reads it from `api.config["authChat"]`, it can be set per environment (below) or by env var
+(`HERO_FAST__authChat__database='"/var/lib/auth-chat.db"'`), and `hero-fast config` shows it.
+"""
+
+DEFAULT = {
+    "general": {
+        "serverName": "auth-chat",
+        "welcomeMessage": "Welcome to auth-chat: log in to chat",
+        # Clients can only join rooms that exist; the chat middleware decides who may.
+        "startingChatRooms": {"lobby": {}, "staff": {}},
+    },
+    "servers": {
+        "web": {
+            # HTTP replies would otherwise echo every param received (the password of a login)
+            # and the fingerprint (the cookie a login is remembered by) in their body.
+            "metadataOptions": {"requesterInformation": False},
+        },
+    },
+    # Connection state recovery is off: a recovered connection takes its old id back without
+    # telling connection middleware, so the ids this app keeps per user (for poke) would go
+    # stale. A client that reconnects is a new connection, logged in again by its cookie.
+    "recovery": {"maxDisconnectionDuration": 0},
+    "authChat": {
+        # The sqlite3 file, relative to the project folder; every worker opens the same one.
+        "database": "data/auth-chat.db",
+        # PBKDF2-HMAC-SHA256 rounds for new password hashes (OWASP's 2023 figure). Each
+        # hash records its own count, so raising this later keeps old passwords working.
+        "passwordIterations": 600_000,
+    },
+}
+
+development = {
+    "general": {"developmentMode": True},
+}
+
+# The tests make a fresh database each time: fewer rounds keep them fast.
+test = {
+    "authChat": {"passwordIterations": 1_000},
+}
