@@ -208,9 +208,10 @@ class Recovery:
         rooms are left and destroy middleware runs)."""
         key = conn.recovery_key
         if key is None:
+            conn.recoverable = False
             return
         self._live.pop(key, None)
-        if not conn.keep_state:
+        if not conn.recoverable:
             return
         try:
             session = orjson.dumps(conn.session) if conn.has_session else b"{}"
@@ -251,7 +252,7 @@ class Recovery:
         old = self._live.get(key)
         if old is not None and old is not conn and old.fingerprint == conn.fingerprint:
             # the old connection is still open here (half-open TCP): it is this client's
-            old.keep_state = True
+            old.recoverable = True
             old.close(1001, "taken over by a recovering client")  # saves its state (dropped) at once
         taken = await _value(self.api.cluster.recovery_take(key))
         state = self._state(taken, conn) if taken is not None else None
@@ -312,8 +313,7 @@ class Recovery:
         if state["id"] in api.connections.by_id:
             self.counters["refused"] += 1
             return {"recovered": False, "reason": "expired", "id": conn.id, "rooms": [], "token": self.issue(conn)}
-        api.connections.rename(conn, state["id"])
-        conn.session = state["session"]
+        api.connections.reopen_as(conn, state["id"], state["session"])
         chat = api.chat_room
         lost: dict[str, dict[str, Any]] = {}
         rooms = [r for r in state["rooms"] if isinstance(r, str) and chat.exists(r)]

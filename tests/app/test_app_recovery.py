@@ -265,3 +265,30 @@ async def test_kept_states_are_bounded_in_memory_the_oldest_given_up() -> None:
         assert (await t.connect(fingerprint=oldest.fingerprint).recover(oldest))["reason"] == "expired"
         assert (await t.connect(fingerprint=newest.fingerprint).recover(newest))["recovered"] is True
         assert store.total == sum(len(s.state) + s.held_bytes for s in store._saved.values())
+
+
+async def test_connection_middleware_sees_the_drop_and_the_return(t: TestApi) -> None:
+    from hero_fast.middleware import ConnectionMiddleware
+
+    seen: list[tuple[str, str, bool, dict[str, Any]]] = []
+    t.connections.add_middleware(ConnectionMiddleware(
+        "watch",
+        create=lambda c: seen.append(("create", c.id, c.recoverable, dict(c.session))),
+        destroy=lambda c: seen.append(("destroy", c.id, c.recoverable, dict(c.session))),
+    ))
+    alice = t.connect()
+    old = alice.id
+    alice.connection.session["user"] = "alice"
+    alice.drop()
+    back = t.connect(fingerprint=alice.fingerprint)
+    new = back.id
+    await back.recover(alice)
+    assert seen == [
+        ("create", old, False, {}),
+        ("destroy", old, True, {"user": "alice"}),  # it may come back: keep what it is owed
+        ("create", new, False, {}),
+        ("destroy", new, False, {}),  # the new connection gives way to the old one ...
+        ("create", old, False, {"user": "alice"}),  # ... which is back, with its session
+    ]
+    back.close(1000)
+    assert seen[-1] == ("destroy", old, False, {"user": "alice"})  # a goodbye: not kept

@@ -218,3 +218,21 @@ def test_match_trailing_path_parts() -> None:
     matched = table.match("GET", ["f", "a", "b%2Fc"])
     assert matched is not None and matched[1] == {"rest": "a/b/c"}
     assert table.match("GET", ["f"]) is None
+
+
+async def test_http_replies_never_echo_secrets_back(t: TestApi) -> None:
+    from hero_fast.actions import Action, Input
+
+    class Login(Action):
+        name = "login"
+        inputs = {"user": Input(), "password": Input(), "api_key": Input()}
+
+        def run(self, data):  # type: ignore[no-untyped-def]
+            return {"ok": True}
+
+    t.actions.register(Login)
+    r = await t.http("POST", "/api/login", json={"user": "ann", "password": "hunter2", "api_key": "k"})
+    received = r.json()["requesterInformation"]["receivedParams"]
+    assert received == {"action": "login", "apiVersion": 1, "user": "ann", "password": "[REDACTED]",
+                        "api_key": "[REDACTED]"}
+    assert b"hunter2" not in r.body

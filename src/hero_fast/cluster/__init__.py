@@ -108,9 +108,6 @@ class ClusterBackend:
             held = await held
         return Sent.HELD if held else Sent.NOWHERE
 
-    def connection_renamed(self, old_id: str, new_id: str) -> None:
-        """A local connection took another id (a recovered connection gets its old one)."""
-
     # -- connection state recovery (hero_fast.recovery); in this process by default --------
 
     def recovery_save(self, key: str, state: bytes, connection_id: str, ttl_ms: int) -> None:

@@ -67,16 +67,25 @@ class Connections:
             return Sent.LOCAL if conn.send(message) else Sent.NOWHERE
         return await self.api.cluster.send(connection_id, message)
 
-    def rename(self, conn: Connection, new_id: str) -> None:
-        """Give ``conn`` the id ``new_id`` (a recovered connection takes its old id back)."""
-        old_id = conn.id
-        if self.by_id.get(old_id) is conn:
-            del self.by_id[old_id]
-        conn.id = new_id
+    def reopen_as(self, conn: Connection, old_id: str, session: dict[str, Any]) -> None:
+        """``conn`` (just connected) takes over the dropped connection ``old_id``: its id and
+        ``session`` (hero_fast.recovery). Connection middleware sees what happened: ``destroy``
+        for the connection that goes away, then ``create`` for the one that comes back (with
+        its restored session), so what middleware keeps per connection id stays right."""
+        for m in self._middleware:
+            if m.destroy is not None:
+                self._run_hook(m, m.destroy, conn)
+        new_id = conn.id
+        if self.by_id.get(new_id) is conn:
+            del self.by_id[new_id]
+        conn.id = old_id
         if conn.ws is not None:
-            conn.ws.id = new_id
-        self.by_id[new_id] = conn
-        self.api.cluster.connection_renamed(old_id, new_id)
+            conn.ws.id = old_id
+        conn.session = session
+        self.by_id[old_id] = conn
+        for m in self._middleware:
+            if m.create is not None:
+                self._run_hook(m, m.create, conn)
 
     def broadcast(self, message: Any) -> int:
         """Push ``message`` to every WebSocket connection of every node; encoded and framed

@@ -52,11 +52,11 @@ class Connection:
         "destroyed",
         "fingerprint",
         "id",
-        "keep_state",
         "message_count",
         "params",
         "pending_actions",
         "pushes",
+        "recoverable",
         "recovered",
         "recovery_key",
         "remote_ip",
@@ -99,11 +99,13 @@ class Connection:
         # heartbeats sent since this client last said anything (reset on every message)
         self.silent_beats = 0
         # connection state recovery (hero_fast.recovery): the SHA-256 of its token, its
-        # numbered pushes, whether its state is kept when it drops (a TCP loss is: 1006),
-        # whether it already recovered an old connection
+        # numbered pushes, whether it already recovered an old connection
         self.recovery_key: str | None = None
         self.pushes: PushLog | None = None
-        self.keep_state = False
+        #: whether its state is kept when it drops (the server decides: a TCP loss is, a
+        #: client's goodbye is not); in destroy middleware: whether it was kept, so the client
+        #: may come back with this id within recovery.maxDisconnectionDuration
+        self.recoverable = False
         self.recovered = False
 
     @property

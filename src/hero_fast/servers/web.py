@@ -43,6 +43,7 @@ import orjson
 from hero_fast._ids import uuid4_text
 from hero_fast._transport import HttpRequest, Response
 from hero_fast.errors import internal_error
+from hero_fast.redact import redactor_for
 from hero_fast.servers import static as _static
 
 if TYPE_CHECKING:
@@ -126,6 +127,7 @@ class WebServer:
         self.root_is_api = web.get("rootEndpointType", "file") == "api"
         self.cache_control = f"max-age={int(web.get('flatFileCacheDuration', 60))}, must-revalidate, public"
         self.routes = api.routes
+        self.redactor = redactor_for(config)
 
         fp = web.get("fingerprint", {})
         self.cookie_key = str(fp.get("cookieKey", "sessionID"))
@@ -461,7 +463,8 @@ class WebServer:
                 "fingerprint": conn.fingerprint,
                 "messageId": message_id,
                 "remoteIP": conn.remote_ip,
-                "receivedParams": received,
+                # never echo a password or token back (logging.redact names them)
+                "receivedParams": self.redactor.params(received),
             }
         if not self.return_error_codes and status >= 400:
             status = 200

@@ -194,7 +194,7 @@ class WebSocketServer:
         for ws in list(self.sockets):
             conn = ws.user_data
             if conn.silent_beats >= self.silent_beats_allowed:
-                conn.keep_state = True  # the network, not the client, went away: recoverable
+                conn.recoverable = True  # the network, not the client, went away: recoverable
                 peer_log.note(logging.INFO, "heartbeat timeout", ws.client_address,
                               "websocket closed 1011: heartbeat timeout (peer %s)")
                 ws.close(1011, "heartbeat timeout")
@@ -258,8 +258,8 @@ class WebSocketServer:
         if conn is not None:
             conn.close_code = code
             if code == 1006:  # the TCP connection dropped: the client did not ask for it
-                conn.keep_state = True
-            self.recovery.dropped(conn)  # keeps its state when conn.keep_state
+                conn.recoverable = True
+            self.recovery.dropped(conn)  # keeps its state when conn.recoverable
             self.api.connections.destroy(conn)
 
     def on_data(self, ws: WsConnection, payload: bytes, is_text: bool) -> None:
@@ -485,7 +485,7 @@ class WebSocketServer:
             raise VerbError(str(exc)) from None
 
     def verb_quit(self, conn: Connection, data: dict[str, Any]) -> None:
-        conn.keep_state = False
+        conn.recoverable = False
         if conn.ws is not None:
             conn.ws.send_frame(_PRIMUS_CLOSE)
             conn.ws.close(1000, "quit")
@@ -500,5 +500,5 @@ class WebSocketServer:
                 ws.send_frame(_PRIMUS_CLOSE)
                 ws.close(1000, "server shutdown")
             else:
-                ws.user_data.keep_state = True  # they reconnect elsewhere, or here after a restart
+                ws.user_data.recoverable = True  # they reconnect elsewhere, or here after a restart
                 ws.close(1001, "going away")
