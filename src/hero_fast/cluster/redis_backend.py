@@ -461,28 +461,34 @@ class RedisBackend(ClusterBackend):
 
     async def _watch(self) -> None:
         """Liveness: a probe every quarter of ``probeInterval``; nothing heard from Redis for a
-        whole ``probeInterval`` (a hung Redis, a silent subscriber) is an outage, noticed
-        within that interval whatever else is waiting for Redis."""
+        whole ``probeInterval`` (a hung Redis, a silent subscriber) is an outage, noticed at
+        that deadline whatever else is waiting for Redis."""
         interval = self.probe_interval
-        tick = max(0.01, interval / 4)
-        loop = asyncio.get_running_loop()
+        every = interval / 4
+        grace = min(every, 0.05)
+        next_probe = judge_from = 0.0
         while not self._stopping:
-            before = loop.time()
-            await asyncio.sleep(tick)
-            # woken late (the loop was blocked): what Redis sent may not be read yet
-            late = loop.time() - before > 2 * tick
             cmd = self._cmd
-            if not self.connected or cmd is None:
-                continue
             now = time.monotonic()
-            if cmd.oldest_wait(now) > self.timeout:
+            deadline = max(self._alive_at + interval, judge_from)
+            if not self.connected or cmd is None:
+                wake = every
+            elif cmd.oldest_wait(now) > self.timeout:
                 self._fail(f"Redis has not answered for {self.timeout} s")
-            elif not late and now - self._alive_at > interval:
+                continue
+            elif now > deadline:
                 self.counters["probe_failures"] += 1
-                self._fail(f"nothing heard from Redis for {now - self._alive_at:.1f} s (liveness probe every "
-                           f"{tick:g} s)")
+                self._fail(f"nothing heard from Redis for {now - self._alive_at:.2f} s (probes every {every:g} s)")
+                continue
             else:
-                self._probe(cmd)
+                if now >= next_probe:
+                    next_probe = now + every
+                    self._probe(cmd)
+                wake = max(0.001, min(next_probe, deadline) - now)
+            await asyncio.sleep(wake)
+            if time.monotonic() - now - wake > grace:
+                # woken late (the loop was blocked): what Redis sent meanwhile is read first
+                judge_from = time.monotonic() + grace
 
     async def _maintain(self) -> None:
         refresh = self.lease_ms / 3000
