@@ -332,12 +332,13 @@ HISTORY_ROOMS = {
 
 
 def node_config(redis_url: str, prefix: str, **options: Any) -> dict[str, Any]:
-    """TestApi config of a cluster node (dotted keys): fast probes and reconnects."""
+    """TestApi config of a cluster node (dotted keys): fast reconnects, and probes not so
+    fast that a busy test machine looks like an outage."""
     return {
         "redis_url": redis_url,
         "cluster.prefix": prefix,
         "cluster.leaseTtl": 1500,
-        "cluster.probeInterval": 200,
+        "cluster.probeInterval": 1000,
         "cluster.reconnectMin": 20,
         "cluster.reconnectMax": 200,
         "cluster.commandTimeout": 2,

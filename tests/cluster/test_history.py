@@ -87,7 +87,8 @@ async def test_a_jump_in_offsets_is_refilled_from_the_stream(test_nodes: Any) ->
     assert not notices(bob)
     # the stream read after 7 came in has 2..7; the live 7, held back meanwhile, is then dropped
     counters = b.api.cluster.counters
-    assert (counters["history_catch_ups"], counters["history_refilled"], counters["history_duplicates"]) == (1, 6, 1)
+    assert counters["history_catch_ups"] >= 1 and counters["history_refilled"] == 6
+    assert counters["history_duplicates"] == 1
 
 
 async def test_only_what_the_stream_no_longer_has_is_reported_exactly(test_nodes: Any) -> None:
