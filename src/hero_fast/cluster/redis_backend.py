@@ -1,5 +1,5 @@
-"""The Redis cluster backend: rooms, presence, ``say`` and server push across processes
-and machines.
+"""The Redis cluster backend: rooms, presence, ``say``, server push, room history and
+connection state recovery across processes and machines.
 
 Data in Redis (``P`` = ``cluster.prefix``, ``N`` = a node id, 16 hex digits made at start):
 
@@ -7,20 +7,33 @@ Data in Redis (``P`` = ``cluster.prefix``, ``N`` = a node id, 16 hex digits made
 key                        type    what
 =========================  ======  ===========================================================
 ``P rooms``                set     room names (shared: ``chat_room.add``/``destroy`` anywhere)
+``P roomh``                hash    room → its history ``{"size", "ttl", "keep"}`` (size 0: none)
 ``P node:N``               string  node N's lease (JSON: pid, host, started), ``PX leaseTtl``
 ``P nodes``                zset    node → lease expiry (ms); lets survivors find dead nodes
 ``P rm:N:<room>``          hash    node N's members of the room: connection id → joinedAt ms,
                                    ``PX leaseTtl``, refreshed by N every ``leaseTtl / 3``
 ``P ri:<room>``            zset    nodes with members in the room → lease expiry (ms)
-``P conns``                hash    connection id → node (for ``api.cluster.send``)
+``P conns``                hash    connection id → node (for ``api.connections.send``)
 ``P nc:N``                 set     node N's connection ids (to sweep ``P conns`` when N dies)
+``P he:<room>``            string  the room's epoch (rooms with history), ``PX keep``
+``P ho:<room>``            string  the room's last offset, ``PX keep``
+``P hs:<room>``            stream  the room's last ``size`` messages, ``PX ttl``
+``P rec:<hash>``           hash    a dropped connection's saved state (recovery), ``PX``
+                                   ``recovery.maxDisconnectionDuration``; ``P recq:<hash>``
+                                   (list) the pushes held for it, ``P reci:<id>`` its hash
 =========================  ======  ===========================================================
+
+``keep`` = max(``ttl``, ``recovery.maxDisconnectionDuration``) + 60 s, refreshed while a node
+has members in the room: a client that may still recover never finds its room renumbered.
+The history and recovery keys change only through the Lua scripts of
+:mod:`hero_fast.cluster.scripts` (shared with ``hero_fast.publish``).
 
 Channels: ``P r:<room>`` (one per room; a node subscribes only while it has local members
 there), ``P n:N`` (messages for node N: server push, liveness probe), ``P ctl`` (room
-created/destroyed). Message formats: :mod:`hero_fast.cluster.bus`; with ``cluster.secret``
-each is signed (:mod:`hero_fast.cluster.signing`) and one that is unsigned, badly signed,
-stale or replayed is dropped and counted (``unsigned``, ``bad_signature``, ``replayed``).
+created/destroyed, broadcast). Message formats: :mod:`hero_fast.cluster.bus`; with
+``cluster.secret`` each is signed (:mod:`hero_fast.cluster.signing`) and one that is
+unsigned, badly signed, stale or replayed is dropped and counted (``unsigned``,
+``bad_signature``, ``replayed``).
 
 Presence: a member is visible while its node's ``rm`` hash lives; a node that dies
 without cleaning up (SIGKILL, power loss) stops refreshing, so its members vanish from
@@ -28,27 +41,37 @@ without cleaning up (SIGKILL, power loss) stops refreshing, so its members vanis
 surviving node soon after (``nc`` tells which). A clean stop sweeps its own entries
 first and then deregisters.
 
-Delivery is at-most-once: a ``say`` is delivered to local members at once, then
-published once (never retried); a node receives it only while its subscriber connection
-is up. After Redis restarts, the subscriber is dropped, or the liveness probe (a message
-the node publishes to itself every ``probeInterval``) does not come back, the node counts
-an outage, reconnects with back-off (reset after each success), resubscribes, rewrites
-its state into Redis (a restarted Redis has lost it) and pushes to every local member of
-each of its rooms::
+Rooms with history: a ``say`` is numbered, kept and published in one script; every node,
+the origin included, delivers it from the bus in offset order, and after an outage or a
+jump in offsets reads what it missed from the room's stream first
+(:mod:`hero_fast.cluster.numbering`); its members are told only what the stream no longer
+has. While the bus is down such a ``say`` is refused (it cannot be numbered).
+
+Rooms without history: delivery is at-most-once: a ``say`` is delivered to local members
+at once, then published once (never retried); a node receives it only while its subscriber
+connection is up. After Redis restarts, the subscriber is dropped, nothing is heard from
+Redis for ``probeInterval`` (the node probes itself every quarter of it), or a command waits
+``commandTimeout``, the node counts an outage, reconnects with back-off (reset after each
+success), resubscribes, rewrites its state into Redis (a restarted Redis has lost it) and
+pushes to every local member of each of these rooms::
 
     {"context": "api", "event": "missedMessages", "room": "<room>", "outageMs": <ms>,
      "message": "..."}
 
-A node that could not publish to a room while its connection was down (or backlogged)
-sends a ``missed`` message on that room's channel once it is back, and the other nodes
-push the same notice to their members of that room. Messages published while the bus
-was down are not replayed.
+``outageMs`` runs from when Redis was last heard from to the reconnection. A node that could
+not publish to a room while its connection was down (or backlogged) sends a ``missed``
+message on that room's channel once it is back, and the other nodes push the same notice
+to their members of that room. Such messages are not replayed.
 
-Rooms: a node announces each room it creates or destroys on ``P ctl``. One created or
-destroyed while its bus is not up (its ``startingChatRooms``, made at boot before it
-connects, or any change during an outage) is announced as soon as it is connected; the
-rooms the others made meanwhile are read from ``P rooms`` then. A room destroyed during
-an outage can come back if Redis lost its data and another node still knew the room.
+Rooms: a node announces each room it creates or destroys on ``P ctl``, with its history
+options. One created or destroyed while its bus is not up (its ``startingChatRooms``, made
+at boot before it connects, or any change during an outage) is announced as soon as it is
+connected; the rooms the others made meanwhile are read from ``P rooms`` and ``P roomh``
+then. A room destroyed during an outage can come back if Redis lost its data and another
+node still knew the room.
+
+Connection state recovery: a dropped connection's state is saved in Redis (in this process
+while the bus is down), so the client may recover on any node; pushes for it are held there.
 """
 
 from __future__ import annotations
