@@ -8,6 +8,7 @@ wait is bounded, and processes are stopped (or killed) by PID.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import os
 import shutil
@@ -307,12 +308,12 @@ def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 async def eventually(check: Any, timeout: float, interval: float = 0.05, what: str = "condition") -> Any:
-    """Await ``check()`` (sync or async) until it returns a truthy value; bounded."""
+    """Await ``check()`` (sync, or returning an awaitable) until it returns a truthy value; bounded."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while True:
         last = check()
-        if asyncio.iscoroutine(last):
+        if inspect.isawaitable(last):
             last = await last
         if last:
             return last
