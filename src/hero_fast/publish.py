@@ -78,9 +78,18 @@ class _PublisherBase:
         self.url = redis_url
         self.address: RedisAddress = parse_redis_url(redis_url)
         self.timeout = timeout
+        self._keys = Keys(prefix)
+        self._secret = secret
+        self._max_bus = max_bus_message
+        self._begin()
+
+    def _begin(self) -> None:
+        """A new id on the bus, with its own sequence of signed messages (again in a forked
+        child: two processes with one id would have each other's messages refused as replays)."""
+        self._pid = os.getpid()
         #: this publisher's id on the bus (what receivers tell its messages apart by)
         self.origin = os.urandom(8).hex()
-        self._ops = Operations(Keys(prefix), Signer(secret), self.origin, max_bus_message)
+        self._ops = Operations(self._keys, Signer(self._secret), self.origin, self._max_bus)
         self._name = f"hero-fast-publisher-{self.origin}"
 
     @classmethod
@@ -100,6 +109,11 @@ class _PublisherBase:
         settings.update(options)
         return cls(url, **settings)
 
+    def _operations(self) -> Operations:
+        if os.getpid() != self._pid:  # a forked child (a Celery or gunicorn worker)
+            self._begin()
+        return self._ops
+
     def _say(self, room: str, message: Any, history: dict[str, Any] | None) -> Op[Numbered | None]:
         if not isinstance(room, str) or not room:
             raise ValueError("room must be a non-empty string")
@@ -109,7 +123,7 @@ class _PublisherBase:
         if history is not None:
             size, ttl = history_spec({"size": 0, "ttl": 0}, {"history": history}, "history")
             spec = (size, ttl, keep_ms(ttl, _RECOVERY_DEFAULT_MS))
-        return self._ops.say(room, payload, spec)
+        return self._operations().say(room, payload, spec)
 
     def _failed(self, exc: BaseException) -> PublishError:
         if isinstance(exc, RespError):
@@ -118,7 +132,7 @@ class _PublisherBase:
         return PublishError(f"cannot publish through Redis at {redact_url(self.url)}: {describe(exc)}")
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {redact_url(self.url)} {self._ops.keys.prefix.decode()!r}>"
+        return f"<{type(self).__name__} {redact_url(self.url)} {self._keys.prefix.decode()!r}>"
 
 
 class Publisher(_PublisherBase):
@@ -127,10 +141,17 @@ class Publisher(_PublisherBase):
     ``timeout`` bounds connecting and each reply (seconds). Connects on first use and again
     after a failure; :meth:`close` (or ``with``) closes the connection."""
 
+    _conn: SyncRespConnection | None = None
+
     def __init__(self, redis_url: str, **options: Any) -> None:
         super().__init__(redis_url, **options)
-        self._conn: SyncRespConnection | None = None
         self._lock = threading.Lock()
+
+    def _begin(self) -> None:
+        if self._conn is not None:  # in a forked child: its copy of the parent's socket
+            self._conn.close()
+            self._conn = None
+        super()._begin()
 
     def _run(self, op: Op[T]) -> T:
         with self._lock:
@@ -154,11 +175,11 @@ class Publisher(_PublisherBase):
         """Push ``message`` to one connection, on whichever node it is: ``Sent.REMOTE``
         (handed to its node), ``Sent.HELD`` (it dropped and may recover: kept for it) or
         ``Sent.NOWHERE``."""
-        return self._run(self._ops.send(connection_id, message))
+        return self._run(self._operations().send(connection_id, message))
 
     def broadcast(self, message: Any) -> int:
         """Push ``message`` to every connection of every node; returns how many nodes got it."""
-        return self._run(self._ops.broadcast(orjson.dumps(message)))
+        return self._run(self._operations().broadcast(orjson.dumps(message)))
 
     def close(self) -> None:
         with self._lock:
@@ -177,10 +198,15 @@ class AsyncPublisher(_PublisherBase):
     """:class:`Publisher` for asyncio code: the same methods, as coroutines (``async with``,
     or ``await close()``)."""
 
+    _conn: RespConnection | None = None
+
     def __init__(self, redis_url: str, **options: Any) -> None:
         super().__init__(redis_url, **options)
-        self._conn: RespConnection | None = None
         self._connecting = asyncio.Lock()
+
+    def _begin(self) -> None:
+        self._conn = None  # in a forked child, the parent's connection belongs to the parent's loop
+        super()._begin()
 
     async def _run(self, op: Op[T]) -> T:
         try:
@@ -202,11 +228,11 @@ class AsyncPublisher(_PublisherBase):
 
     async def send(self, connection_id: str, message: Any) -> Sent:
         """As :meth:`Publisher.send`."""
-        return await self._run(self._ops.send(connection_id, message))
+        return await self._run(self._operations().send(connection_id, message))
 
     async def broadcast(self, message: Any) -> int:
         """As :meth:`Publisher.broadcast`."""
-        return await self._run(self._ops.broadcast(orjson.dumps(message)))
+        return await self._run(self._operations().broadcast(orjson.dumps(message)))
 
     async def close(self) -> None:
         if self._conn is not None:

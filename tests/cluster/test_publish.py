@@ -4,6 +4,7 @@ AsyncPublisher) through Redis, and the HTTP publish endpoint (publish.secret).""
 from __future__ import annotations
 
 import asyncio
+import os
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 
 from hero_fast import Sent
-from hero_fast.publish import AsyncPublisher, Numbered, PublishError, Publisher
+from hero_fast.publish import AsyncPublisher, Numbered, Publisher, PublishError
 from hero_fast.testing import TestApi
 
 from .conftest import chat, eventually, free_port
@@ -119,10 +120,29 @@ async def test_from_project_publishes_as_the_project_s_servers_do(test_nodes: An
         Publisher.from_project(tmp_path / "empty")
 
 
+async def test_a_forked_child_publishes_under_its_own_id(test_nodes: Any, redis_url: str, prefix: str) -> None:
+    a = await test_nodes(**{"cluster.secret": SECRET})
+    alice = a.connect()
+    await alice.room_add("lobby")
+    with Publisher(redis_url, prefix=prefix, secret=SECRET) as p:  # made before the fork, as in a Celery app
+        p.say("lobby", "parent 1")
+        pid = os.fork()
+        if pid == 0:  # the child: publish, and leave without running anything of the parent's
+            try:
+                p.say("lobby", "child")
+            finally:
+                os._exit(0)
+        assert os.waitpid(pid, 0)[1] == 0
+        p.say("lobby", "parent 2")
+    await eventually(lambda: len(chat(alice)) == 3, T, what="all three messages")
+    assert sorted(m["message"] for m in chat(alice)) == ["child", "parent 1", "parent 2"]
+    assert a.api.cluster.counters["replayed"] == 0
+
+
 async def test_publish_errors_say_what_went_wrong(test_nodes: Any, redis_url: str, prefix: str) -> None:
     await test_nodes()
     with Publisher(redis_url, prefix=prefix) as p:
-        with pytest.raises(PublishError, match="^room does not exist$"):
+        with pytest.raises(PublishError, match=r"^room does not exist$"):
             p.say("nowhere", 1)
         with pytest.raises(ValueError, match="history size must be an integer"):
             p.say("lobby", 1, history={"size": -1, "ttl": 10})
