@@ -72,6 +72,17 @@ async def test_a_node_whose_first_member_joins_knows_where_the_numbering_is(test
     assert offsets(bob) == [6] and b.api.cluster.counters["history_syncs"] == 1
 
 
+async def test_members_joining_while_a_node_reads_the_numbering_get_it_too(test_nodes: Any) -> None:
+    a, b = await test_nodes(), await test_nodes()
+    alice = a.connect()
+    epoch = (await alice.room_add("lobby"))["history"]["epoch"]
+    for i in range(3):
+        await alice.say("lobby", i)
+    await eventually(lambda: len(chat(alice)) == 3, T, what="3 messages")
+    joins = [b.connect().room_add("lobby") for _ in range(5)]  # all before the first is answered
+    assert [j["history"] for j in await asyncio.gather(*joins)] == [{"offset": 3, "epoch": epoch}] * 5
+
+
 async def test_a_jump_in_offsets_is_refilled_from_the_stream(test_nodes: Any) -> None:
     a, b = await test_nodes(), await test_nodes()
     alice, bob = a.connect(), b.connect()

@@ -53,7 +53,7 @@ _DOWN = (OSError, ConnectionError, asyncio.TimeoutError, RespError)
 class _Cursor:
     """Where this node is in a room's numbering."""
 
-    __slots__ = ("epoch", "generation", "offset", "pending", "syncing")
+    __slots__ = ("epoch", "generation", "offset", "pending", "syncing", "task")
 
     def __init__(self) -> None:
         self.epoch: str | None = None  # None: not read from Redis yet
@@ -61,6 +61,7 @@ class _Cursor:
         self.syncing = True  # catching up: live messages wait in pending
         self.pending: list[tuple[int, str, dict[str, Any]]] = []
         self.generation = 0  # of the catch-up that may apply its result
+        self.task: asyncio.Future[None] | None = None  # that catch-up
 
 
 class NumberedRooms:
@@ -105,6 +106,14 @@ class NumberedRooms:
         if self.connection() is None:
             return None
         return self._start(room, cursor, subscribed)
+
+    def settled(self, room: str) -> asyncio.Future[None] | None:
+        """What a member joining ``room`` now waits for: the room's catch-up in progress, if
+        any (its join then answers with where the numbering really is)."""
+        cursor = self._cursors.get(room)
+        if cursor is None or not cursor.syncing or cursor.task is None or cursor.task.done():
+            return None
+        return cursor.task
 
     def untrack(self, room: str) -> None:
         """No member of ``room`` is left here."""
@@ -170,7 +179,7 @@ class NumberedRooms:
 
     def _start(self, room: str, cursor: _Cursor, subscribed: asyncio.Future[None] | None) -> asyncio.Future[None]:
         cursor.generation += 1
-        task = asyncio.ensure_future(self._catch_up(room, cursor, cursor.generation, subscribed))
+        task = cursor.task = asyncio.ensure_future(self._catch_up(room, cursor, cursor.generation, subscribed))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task

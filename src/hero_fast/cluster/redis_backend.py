@@ -745,6 +745,8 @@ class RedisBackend(ClusterBackend):
                 synced = self._numbered.track(room, wait_sub)
         else:
             wait_sub = self._sub_pending.get(ch)
+            if self._numbered_rooms is not None:
+                synced = self._numbered_rooms.settled(room)
         cmd = self._writer()
         if cmd is None:
             return None  # the bus is down: local members work, the rest follows at reconnect
