@@ -9,7 +9,12 @@ on the first). Scenarios:
 - ``redis-2``:  two processes, receivers split half/half; the second process gets each
   message from Redis pub/sub and fans it out to its own half;
 - ``redis-2-signed``: the same with ``cluster.secret`` set (every bus message signed and
-  checked); not in the default set, ask for it with ``--scenario``.
+  checked); not in the default set, ask for it with ``--scenario``;
+- ``redis-1-history``, ``redis-2-history``: ``redis-1`` and ``redis-2`` in a room with
+  history (``{"size": 1000, "ttl": 60000}``): every say numbered and kept in Redis by a Lua
+  script, delivered from the bus on every node (the sender's too); ask for them with
+  ``--scenario``. The room's offsets start at 1,000,000 so that every frame has the same
+  length.
 
 The sender keeps ``--window`` bursts of ``--burst`` messages in flight: it sends the next
 burst once every receiver has everything but the last ``window - 1`` bursts (so no queue
@@ -48,9 +53,11 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 ROOM = "bench"
-# name → (processes, on Redis, bus signed with cluster.secret)
-SCENARIOS = {"memory-1": (1, False, False), "redis-1": (1, True, False), "redis-2": (2, True, False),
-             "redis-2-signed": (2, True, True)}
+# name → (processes, on Redis, bus signed with cluster.secret, room with history)
+SCENARIOS = {"memory-1": (1, False, False, False), "redis-1": (1, True, False, False),
+             "redis-2": (2, True, False, False), "redis-2-signed": (2, True, True, False),
+             "redis-1-history": (1, True, False, True), "redis-2-history": (2, True, False, True)}
+HISTORY = {"size": 1000, "ttl": 60000}
 
 
 def log(*args: Any) -> None:
@@ -67,12 +74,13 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, project: Path, redis_url: str | None, prefix: str, src: Path, signed: bool = False) -> None:
+    def __init__(self, project: Path, redis_url: str | None, prefix: str, src: Path, signed: bool = False,
+                 history: bool = False) -> None:
         self.port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("HERO_FAST")}
         env.update({
             "HERO_FAST__servers__websocket__server__pingInterval": "0",
-            "HERO_FAST__general__startingChatRooms": json.dumps({ROOM: {}}),
+            "HERO_FAST__general__startingChatRooms": json.dumps({ROOM: {"history": HISTORY} if history else {}}),
             "HERO_FAST__logging__accessLog": "false",
             # the sender is a load generator: lift the per-connection message rate limit
             "HERO_FAST__servers__websocket__maxMessagesPerSecond": "0",
@@ -241,14 +249,16 @@ class WsPeer(asyncio.Protocol):
 
 
 async def run_scenario(name: str, args: argparse.Namespace, project: Path) -> dict[str, Any]:
-    processes, use_redis, signed = SCENARIOS[name]
+    processes, use_redis, signed, history = SCENARIOS[name]
     prefix = f"bench-{uuid.uuid4().hex[:8]}:"
     servers: list[Server] = []
     peers: list[WsPeer] = []
     loop = asyncio.get_running_loop()
     try:
+        if history:
+            await start_numbering(args.redis_url, prefix, 1_000_000)
         for _ in range(processes):
-            servers.append(Server(project, args.redis_url if use_redis else None, prefix, args.src, signed))
+            servers.append(Server(project, args.redis_url if use_redis else None, prefix, args.src, signed, history))
         bench = Bench()
         # receivers: round-robin over the servers
         for i in range(args.receivers):
@@ -338,6 +348,19 @@ async def run_scenario(name: str, args: argparse.Namespace, project: Path) -> di
             s.stop()
         if use_redis:
             await cleanup_redis(args.redis_url, prefix)
+
+
+async def start_numbering(url: str, prefix: str, offset: int) -> None:
+    """Give the bench room an epoch whose offsets start at ``offset`` (frames of one length)."""
+    sys.path.insert(0, str(REPO / "src"))
+    from hero_fast.cluster.resp import open_connection, parse_redis_url
+
+    conn = await open_connection(parse_redis_url(url), timeout=5)
+    try:
+        await conn.execute(b"SET", f"{prefix}he:{ROOM}".encode(), b"0123456789abcdef")
+        await conn.execute(b"SET", f"{prefix}ho:{ROOM}".encode(), offset)
+    finally:
+        conn.abort()
 
 
 async def cleanup_redis(url: str, prefix: str) -> None:

@@ -8,6 +8,7 @@ wait is bounded, and processes are stopped (or killed) by PID.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import os
 import shutil
@@ -251,9 +252,10 @@ def nodes(project: Path, redis_url: str, prefix: str, tmp_path: Path) -> Iterato
 
 
 class RedisServer:
-    """A private ``redis-server`` on a free port (no persistence), for restart tests."""
+    """A private ``redis-server`` on a free port, for restart tests: no persistence, or with
+    ``aof`` an append-only file fsynced at every write (in ``tmp``)."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, aof: bool = False) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             if os.environ.get("CI"):
@@ -262,6 +264,7 @@ class RedisServer:
         self.binary = binary
         self.port = free_port()
         self.dir = tmp
+        self.aof = aof
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -269,8 +272,9 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
+        persistence = ["--appendonly", "yes", "--appendfsync", "always"] if self.aof else ["--appendonly", "no"]
         self.proc = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", *persistence,
              "--dir", str(self.dir)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
@@ -304,15 +308,70 @@ def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 async def eventually(check: Any, timeout: float, interval: float = 0.05, what: str = "condition") -> Any:
-    """Await ``check()`` (sync or async) until it returns a truthy value; bounded."""
+    """Await ``check()`` (sync, or returning an awaitable) until it returns a truthy value; bounded."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while True:
         last = check()
-        if asyncio.iscoroutine(last):
+        if inspect.isawaitable(last):
             last = await last
         if last:
             return last
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} not reached within {timeout} s (last: {last!r})")
         await asyncio.sleep(interval)
+
+
+# -- nodes in this process, with in-process connections (hero_fast.testing) -----------------------
+
+#: Rooms of the in-process nodes: two with history (a long one, a short one) and one without.
+HISTORY_ROOMS = {
+    "lobby": {"history": {"size": 2000, "ttl": 60000}},
+    "news": {"history": {"size": 3, "ttl": 60000}},
+    "plain": {},
+}
+
+
+def node_config(redis_url: str, prefix: str, **options: Any) -> dict[str, Any]:
+    """TestApi config of a cluster node (dotted keys): fast reconnects, and probes not so
+    fast that a busy test machine looks like an outage."""
+    return {
+        "redis_url": redis_url,
+        "cluster.prefix": prefix,
+        "cluster.leaseTtl": 1500,
+        "cluster.probeInterval": 1000,
+        "cluster.reconnectMin": 20,
+        "cluster.reconnectMax": 200,
+        "cluster.commandTimeout": 2,
+        "general.startingChatRooms": HISTORY_ROOMS,
+        **options,
+    }
+
+
+@pytest.fixture
+async def test_nodes(redis_url: str, prefix: str) -> AsyncIterator[Any]:
+    """A factory of started TestApi nodes (``await test_nodes(**options)``, ``url=`` for
+    another Redis), all stopped at the end of the test."""
+    from hero_fast.testing import TestApi
+
+    started: list[TestApi] = []
+
+    async def start(url: str | None = None, **options: Any) -> TestApi:
+        node = TestApi(config=node_config(url or redis_url, prefix, **options))
+        await node.start()
+        started.append(node)
+        return node
+
+    yield start
+    for node in reversed(started):
+        await asyncio.wait_for(node.stop(), 10)
+
+
+def chat(c: Any, room: str | None = None) -> list[Any]:
+    """The chat messages a TestConnection got (of ``room``)."""
+    return [m for m in c.received("user") if room is None or m["room"] == room]
+
+
+def notices(c: Any, room: str | None = None) -> list[Any]:
+    """The missedMessages notices a TestConnection got (of ``room``)."""
+    return [m for m in c.received("api") if m.get("event") == "missedMessages" and (room is None or m["room"] == room)]

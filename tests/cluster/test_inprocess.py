@@ -259,7 +259,10 @@ async def test_stop_sweeps_then_deregisters(tmp_path: Path, redis_url: str, pref
     assert await redis.execute(b"HGET", p + b"conns", await c.fetch_id()) == node.encode()
     await api.stop()
     keys = await redis.execute(b"KEYS", p + b"*")
-    assert sorted(keys) == [p + b"rooms"], keys  # only the shared room names remain
+    # the shared rooms (names, options) remain, and the client's state for it to recover elsewhere
+    saved = [k for k in keys if k.startswith((p + b"rec:", p + b"reci:"))]
+    assert sorted(set(keys) - set(saved)) == [p + b"roomh", p + b"rooms"], keys
+    assert len(saved) == 2 and await redis.execute(b"GET", p + b"reci:" + (await c.fetch_id()).encode())
     assert sorted(await redis.execute(b"SMEMBERS", p + b"rooms")) == [b"anotherRoom", b"defaultRoom"]
     assert isinstance(api.cluster, RedisBackend) and not api.cluster.connected
 

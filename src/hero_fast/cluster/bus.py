@@ -19,8 +19,15 @@ channel            kinds                           fields (besides ``k`` = kind)
                                                    could not publish to the room for that long)
 ``P n:<node>``     ``send``, ``probe``             send: ``o``, ``c`` connection id, ``m`` any JSON;
                                                    probe: ``o``, ``s`` sequence number
-``P ctl``          ``roomAdd``, ``roomDestroy``    ``o``, ``r`` room name
+``P ctl``          ``roomAdd``, ``roomDestroy``,   ``o``, ``r`` room name; roomAdd may carry ``h``,
+                   ``broadcast``                   the room's history ``{"size", "ttl"}``;
+                                                   broadcast: ``o``, ``m`` any JSON (for every
+                                                   connection of every node)
 =================  ==============================  ============================================
+
+A ``say`` of a room with history is numbered in Redis (:mod:`hero_fast.cluster.scripts`),
+which cannot sign: it travels as ``#<offset>:<epoch>:`` followed by the (signed) message,
+and :func:`split_numbered` takes the numbering off before the rest is checked as usual.
 """
 
 from __future__ import annotations
@@ -33,11 +40,16 @@ import orjson
 __all__ = [
     "CTL_KINDS",
     "NODE_KINDS",
+    "NUMBERING_SIZE",
     "ROOM_KINDS",
+    "SAY_KINDS",
     "BusError",
+    "broadcast_prefix",
     "decode",
     "encode",
+    "is_connection_id",
     "say_prefix",
+    "split_numbered",
 ]
 
 MAX_NODE_ID = 64
@@ -56,7 +68,8 @@ def _node(v: Any) -> bool:
     return type(v) is str and 0 < len(v) <= MAX_NODE_ID and v.isascii() and v.isalnum()
 
 
-def _conn_id(v: Any) -> bool:
+def is_connection_id(v: Any) -> bool:
+    """Whether ``v`` may name a connection on the bus."""
     return type(v) is str and 0 < len(v) <= MAX_CONNECTION_ID and v.isprintable()
 
 
@@ -80,15 +93,17 @@ def _any(v: Any) -> bool:
 _SCHEMAS: dict[str, dict[str, Callable[[Any], bool]]] = {
     "say": {"o": _node, "p": _obj},
     "missed": {"o": _node, "ms": _seq},
-    "send": {"o": _node, "c": _conn_id, "m": _any},
+    "send": {"o": _node, "c": is_connection_id, "m": _any},
     "probe": {"o": _node, "s": _seq},
     "roomAdd": {"o": _node, "r": _room},
     "roomDestroy": {"o": _node, "r": _room},
+    "broadcast": {"o": _node, "m": _any},
 }
 
 ROOM_KINDS = frozenset({"say", "missed"})
 NODE_KINDS = frozenset({"send", "probe"})
-CTL_KINDS = frozenset({"roomAdd", "roomDestroy"})
+CTL_KINDS = frozenset({"roomAdd", "roomDestroy", "broadcast"})
+SAY_KINDS = frozenset({"say"})
 
 
 def decode(data: Any, allowed: frozenset[str], max_size: int) -> tuple[str, dict[str, Any]]:
@@ -123,9 +138,39 @@ def encode(kind: str, **fields: Any) -> bytes:
     return orjson.dumps({"k": kind, **fields})
 
 
+def _head(kind: str, node: str, field: str) -> bytes:
+    if not _node(node):
+        raise ValueError("bad node id")
+    return b'{"k":"' + kind.encode() + b'","o":"' + node.encode() + b'","' + field.encode() + b'":'
+
+
 def say_prefix(node: str) -> bytes:
     """``say`` messages are built by concatenation: ``say_prefix(node) + payload + b"}"``,
     so the payload JSON encoded once for local delivery is reused as is."""
-    if not _node(node):
-        raise ValueError("bad node id")
-    return b'{"k":"say","o":"' + node.encode() + b'","p":'
+    return _head("say", node, "p")
+
+
+def broadcast_prefix(node: str) -> bytes:
+    """``broadcast`` messages, as ``say``: ``broadcast_prefix(node) + push + b"}"``."""
+    return _head("broadcast", node, "m")
+
+
+EPOCH_SIZE = 16
+_MAX_OFFSET_DIGITS = 19
+#: The most bytes the numbering puts in front of a numbered message.
+NUMBERING_SIZE = 1 + _MAX_OFFSET_DIGITS + 1 + EPOCH_SIZE + 1
+_HEX = frozenset(b"0123456789abcdef")
+
+
+def split_numbered(data: bytes) -> tuple[int, str, bytes]:
+    """``(offset, epoch, message)`` of a numbered message (``#<offset>:<epoch>:<message>``);
+    raises BusError when the numbering is malformed."""
+    parts = data[1:NUMBERING_SIZE].split(b":", 2)
+    if data[:1] != b"#" or len(parts) != 3:
+        raise BusError("malformed numbering")
+    digits, epoch, _ = parts
+    if not digits.isdigit() or digits[:1] == b"0" or len(digits) > _MAX_OFFSET_DIGITS:
+        raise BusError("malformed offset in the numbering")
+    if len(epoch) != EPOCH_SIZE or not _HEX.issuperset(epoch):
+        raise BusError("malformed epoch in the numbering")
+    return int(digits), epoch.decode(), data[len(digits) + EPOCH_SIZE + 3:]

@@ -1,5 +1,5 @@
-"""The Redis cluster backend: rooms, presence, ``say`` and server push across processes
-and machines.
+"""The Redis cluster backend: rooms, presence, ``say``, server push, room history and
+connection state recovery across processes and machines.
 
 Data in Redis (``P`` = ``cluster.prefix``, ``N`` = a node id, 16 hex digits made at start):
 
@@ -7,20 +7,33 @@ Data in Redis (``P`` = ``cluster.prefix``, ``N`` = a node id, 16 hex digits made
 key                        type    what
 =========================  ======  ===========================================================
 ``P rooms``                set     room names (shared: ``chat_room.add``/``destroy`` anywhere)
+``P roomh``                hash    room → its history ``{"size", "ttl", "keep"}`` (size 0: none)
 ``P node:N``               string  node N's lease (JSON: pid, host, started), ``PX leaseTtl``
 ``P nodes``                zset    node → lease expiry (ms); lets survivors find dead nodes
 ``P rm:N:<room>``          hash    node N's members of the room: connection id → joinedAt ms,
                                    ``PX leaseTtl``, refreshed by N every ``leaseTtl / 3``
 ``P ri:<room>``            zset    nodes with members in the room → lease expiry (ms)
-``P conns``                hash    connection id → node (for ``api.cluster.send``)
+``P conns``                hash    connection id → node (for ``api.connections.send``)
 ``P nc:N``                 set     node N's connection ids (to sweep ``P conns`` when N dies)
+``P he:<room>``            string  the room's epoch (rooms with history), ``PX keep``
+``P ho:<room>``            string  the room's last offset, ``PX keep``
+``P hs:<room>``            stream  the room's last ``size`` messages, ``PX ttl``
+``P rec:<hash>``           hash    a dropped connection's saved state (recovery), ``PX``
+                                   ``recovery.maxDisconnectionDuration``; ``P recq:<hash>``
+                                   (list) the pushes held for it, ``P reci:<id>`` its hash
 =========================  ======  ===========================================================
+
+``keep`` = max(``ttl``, ``recovery.maxDisconnectionDuration``) + 60 s, refreshed while a node
+has members in the room: a client that may still recover never finds its room renumbered.
+The history and recovery keys change only through the Lua scripts of
+:mod:`hero_fast.cluster.scripts` (shared with ``hero_fast.publish``).
 
 Channels: ``P r:<room>`` (one per room; a node subscribes only while it has local members
 there), ``P n:N`` (messages for node N: server push, liveness probe), ``P ctl`` (room
-created/destroyed). Message formats: :mod:`hero_fast.cluster.bus`; with ``cluster.secret``
-each is signed (:mod:`hero_fast.cluster.signing`) and one that is unsigned, badly signed,
-stale or replayed is dropped and counted (``unsigned``, ``bad_signature``, ``replayed``).
+created/destroyed, broadcast). Message formats: :mod:`hero_fast.cluster.bus`; with
+``cluster.secret`` each is signed (:mod:`hero_fast.cluster.signing`) and one that is
+unsigned, badly signed, stale or replayed is dropped and counted (``unsigned``,
+``bad_signature``, ``replayed``).
 
 Presence: a member is visible while its node's ``rm`` hash lives; a node that dies
 without cleaning up (SIGKILL, power loss) stops refreshing, so its members vanish from
@@ -28,32 +41,43 @@ without cleaning up (SIGKILL, power loss) stops refreshing, so its members vanis
 surviving node soon after (``nc`` tells which). A clean stop sweeps its own entries
 first and then deregisters.
 
-Delivery is at-most-once: a ``say`` is delivered to local members at once, then
-published once (never retried); a node receives it only while its subscriber connection
-is up. After Redis restarts, the subscriber is dropped, or the liveness probe (a message
-the node publishes to itself every ``probeInterval``) does not come back, the node counts
-an outage, reconnects with back-off (reset after each success), resubscribes, rewrites
-its state into Redis (a restarted Redis has lost it) and pushes to every local member of
-each of its rooms::
+Rooms with history: a ``say`` is numbered, kept and published in one script; every node,
+the origin included, delivers it from the bus in offset order, and after an outage or a
+jump in offsets reads what it missed from the room's stream first
+(:mod:`hero_fast.cluster.numbering`); its members are told only what the stream no longer
+has. While the bus is down such a ``say`` is refused (it cannot be numbered).
+
+Rooms without history: delivery is at-most-once: a ``say`` is delivered to local members
+at once, then published once (never retried); a node receives it only while its subscriber
+connection is up. After Redis restarts, the subscriber is dropped, nothing is heard from
+Redis for ``probeInterval`` (the node probes itself every quarter of it), or a command waits
+``commandTimeout``, the node counts an outage, reconnects with back-off (reset after each
+success), resubscribes, rewrites its state into Redis (a restarted Redis has lost it) and
+pushes to every local member of each of these rooms::
 
     {"context": "api", "event": "missedMessages", "room": "<room>", "outageMs": <ms>,
      "message": "..."}
 
-A node that could not publish to a room while its connection was down (or backlogged)
-sends a ``missed`` message on that room's channel once it is back, and the other nodes
-push the same notice to their members of that room. Messages published while the bus
-was down are not replayed.
+``outageMs`` runs from when Redis was last heard from to the reconnection. A node that could
+not publish to a room while its connection was down (or backlogged) sends a ``missed``
+message on that room's channel once it is back, and the other nodes push the same notice
+to their members of that room. Such messages are not replayed.
 
-Rooms: a node announces each room it creates or destroys on ``P ctl``. One created or
-destroyed while its bus is not up (its ``startingChatRooms``, made at boot before it
-connects, or any change during an outage) is announced as soon as it is connected; the
-rooms the others made meanwhile are read from ``P rooms`` then. A room destroyed during
-an outage can come back if Redis lost its data and another node still knew the room.
+Rooms: a node announces each room it creates or destroys on ``P ctl``, with its history
+options. One created or destroyed while its bus is not up (its ``startingChatRooms``, made
+at boot before it connects, or any change during an outage) is announced as soon as it is
+connected; the rooms the others made meanwhile are read from ``P rooms`` and ``P roomh``
+then. A room destroyed during an outage can come back if Redis lost its data and another
+node still knew the room.
+
+Connection state recovery: a dropped connection's state is saved in Redis (in this process
+while the bus is down), so the client may recover on any node; pushes for it are held there.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 import socket
@@ -65,9 +89,10 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from hero_fast._core import encode_frame
-from hero_fast._transport import fanout
 from hero_fast.cluster import ClusterBackend, ClusterError
 from hero_fast.cluster import bus as _bus
+from hero_fast.cluster.numbering import NumberedRooms
+from hero_fast.cluster.operations import Keys, Operations, fire, run
 from hero_fast.cluster.resp import (
     HAVE_HIREDIS,
     RedisAddress,
@@ -81,6 +106,7 @@ from hero_fast.cluster.resp import (
 )
 from hero_fast.cluster.signing import HEADER_SIZE, ReplayGuard, Signer
 from hero_fast.connections import Sent
+from hero_fast.history import HistoryGap
 from hero_fast.middleware import ConnectionMiddleware
 
 if TYPE_CHECKING:
@@ -109,6 +135,15 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def _history(options: Any, counters: dict[str, int]) -> dict[str, Any] | None:
+    """``{"size", "ttl"}`` of a room's history from what another node wrote (counted as
+    invalid and None, the configured default, when malformed)."""
+    if type(options) is dict and type(options.get("size")) is int and type(options.get("ttl")) is int:
+        return {"size": options["size"], "ttl": options["ttl"]}
+    counters["invalid"] += 1
+    return None
+
+
 def _chunks(items: list[Any], size: int = _CHUNK) -> Iterable[list[Any]]:
     for i in range(0, len(items), size):
         yield items[i:i + size]
@@ -131,22 +166,29 @@ class RedisBackend(ClusterBackend):
         self.backoff_min: float = cfg["reconnectMin"] / 1000
         self.backoff_max: float = max(cfg["reconnectMax"] / 1000, self.backoff_min)
 
-        p: bytes = cfg["prefix"].encode()
-        self.prefix = p
+        self.keys = keys = Keys(cfg["prefix"])
+        p = self.prefix = keys.prefix
         node = self.node_id.encode()
-        self.k_rooms = p + b"rooms"
+        self.k_rooms = keys.rooms
         self.k_node = p + b"node:" + node
         self.k_nodes = p + b"nodes"
-        self.k_conns = p + b"conns"
+        self.k_conns = keys.conns
         self.k_node_conns = p + b"nc:" + node
-        self.ch_node = p + b"n:" + node
-        self.ch_ctl = p + b"ctl"
+        self.ch_node = keys.node(node)
+        self.ch_ctl = keys.ctl
         self._signer = Signer(cfg.get("secret"), cfg.get("previousSecret"))
         self._replay = ReplayGuard()
+        self._ops = Operations(keys, self._signer, self.node_id, self.max_bus)
         # where the bus message starts in what travels (after the signature, if any)
         self._body_at = HEADER_SIZE if self._signer.enabled else 0
         self._say_prefix = _bus.say_prefix(self.node_id)
-        self.max_payload = self.max_bus - self._body_at - len(self._say_prefix) - 1
+        self._broadcast_prefix = _bus.broadcast_prefix(self.node_id)
+        # a numbered say carries its numbering in front
+        self.max_payload = self.max_bus - self._body_at - len(self._say_prefix) - 1 - _bus.NUMBERING_SIZE
+        recovery = api.config["recovery"]
+        self._max_disconnection: int = recovery["maxDisconnectionDuration"]
+        self._max_pushes: int = recovery["maxPushes"]
+        self._max_push_bytes: int = recovery["maxPushBytes"]
 
         self.counters = {
             "published": 0,  # say messages published
@@ -173,6 +215,13 @@ class RedisBackend(ClusterBackend):
             "dead_nodes_swept": 0,
             "writes_dropped": 0,  # membership writes skipped while down (rewritten later)
             "missed_announced": 0,  # rooms announced to other nodes as possibly incomplete
+            "send_held": 0,  # pushes held in Redis for a connection that dropped (recovery)
+            "broadcasts_sent": 0,  # api.connections.broadcast published for the other nodes
+            "broadcasts_received": 0,  # broadcasts of other nodes (and publishers) delivered here
+            "history_syncs": 0,  # numbering of a room read when its first member here joined
+            "history_catch_ups": 0,  # reads of a room's stream after an outage or a jump in offsets
+            "history_refilled": 0,  # messages delivered from a room's stream by those reads
+            "history_duplicates": 0,  # numbered messages dropped: delivered already (or said before the join)
         }
 
         self.address = RedisAddress()  # parsed from the URL at start
@@ -197,7 +246,11 @@ class RedisBackend(ClusterBackend):
         # rooms created (True) or destroyed (False) here while the bus was not up: announced at resync
         self._unannounced: dict[str, bool] = {}
         self._probe_seq = 0
-        self._probe_outstanding: int | None = None
+        # when Redis was last heard from (a message or a confirmation on the subscriber)
+        self._alive_at = time.monotonic()
+        # a broadcast of another node is being delivered here (not to be published again)
+        self._relaying = False
+        self._numbered_rooms: NumberedRooms | None = None  # made on first use: chat_room comes after
         # warning key → (when last logged, how many since were not logged)
         self._warned: dict[str, tuple[float, int]] = {}
         self._handlers: dict[str, Callable[[dict[str, Any]], None]] = {
@@ -205,6 +258,7 @@ class RedisBackend(ClusterBackend):
             "probe": self._on_probe,
             "roomAdd": self._on_room_add,
             "roomDestroy": self._on_room_destroy,
+            "broadcast": self._on_broadcast,
         }
 
     # -- keys ----------------------------------------------------------------------
@@ -212,8 +266,22 @@ class RedisBackend(ClusterBackend):
     def _channel(self, room: str) -> bytes:
         ch = self._room_channel.get(room)
         if ch is None:
-            ch = self._room_channel[room] = self.prefix + b"r:" + room.encode()
+            ch = self._room_channel[room] = self.keys.room(room)
         return ch
+
+    @property
+    def _numbered(self) -> NumberedRooms:
+        """In-order delivery of the numbered messages of rooms with history."""
+        numbered = self._numbered_rooms
+        if numbered is None:
+            numbered = self._numbered_rooms = NumberedRooms(
+                self.api.chat_room, self._ops, self._signer, self._live_connection, self.timeout,
+                self._max_disconnection, self.counters)
+        return numbered
+
+    def _live_connection(self) -> RespConnection | None:
+        """The command connection while the bus is up."""
+        return self._cmd if self.connected else None
 
     def _members_key(self, room: str, node: bytes | None = None) -> bytes:
         return self.prefix + b"rm:" + (node or self.node_id.encode()) + b":" + room.encode()
@@ -244,7 +312,8 @@ class RedisBackend(ClusterBackend):
             ConnectionMiddleware("hero_fast.cluster", priority=0, create=self._conn_created,
                                  destroy=self._conn_destroyed))
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._supervise()), loop.create_task(self._maintain())]
+        self._tasks = [loop.create_task(self._supervise()), loop.create_task(self._watch()),
+                       loop.create_task(self._maintain())]
         log.info("cluster node %s (pid %d) joined through Redis %s", self.node_id, os.getpid(),
                  redact_url(self.url))
         if not self._signer.enabled:
@@ -257,6 +326,8 @@ class RedisBackend(ClusterBackend):
         self._stopping = True
         for task in self._tasks:
             task.cancel()
+        if self._numbered_rooms is not None:
+            self._numbered_rooms.close()
         for task in self._tasks:
             try:
                 await task
@@ -317,7 +388,7 @@ class RedisBackend(ClusterBackend):
         await within(self._subscribe(channels), self.timeout, f"subscribing to {len(channels)} channels")
         if self._cmd is not cmd or self._sub is not sub:
             raise ConnectionError("Redis connection lost while connecting")
-        self._probe_outstanding = None
+        self._alive_at = time.monotonic()
         self.connected = True
         self._dirty = True
         await within(self._resync(), self.timeout, "writing this node's state")
@@ -335,7 +406,10 @@ class RedisBackend(ClusterBackend):
         self._close_connections()
         if was_connected:
             if self._outage_since is None:
-                self._outage_since = time.monotonic()
+                # the outage began when Redis was last heard from, not when it was noticed
+                self._outage_since = self._alive_at
+            if self._numbered_rooms is not None:
+                self._numbered_rooms.suspend()
             self.counters["outages"] += 1
             log.warning("cluster bus outage on node %s: %s; room messages from other nodes are lost "
                         "until it is back", self.node_id, reason)
@@ -371,23 +445,25 @@ class RedisBackend(ClusterBackend):
         self.counters["reconnects"] += 1
         self._announce_dropped()
         notified = self._notify_missed(outage_ms)
-        log.warning("cluster bus back on node %s after %d ms; %d local members told they may have "
-                    "missed room messages", self.node_id, outage_ms, notified)
+        if self._numbered_rooms is not None:
+            self._numbered_rooms.resume()  # rooms with history read what they missed from their streams
+        log.warning("cluster bus back on node %s after %d ms; %d local members of rooms without history told "
+                    "they may have missed room messages", self.node_id, outage_ms, notified)
 
     def _notify_missed(self, outage_ms: int, rooms: Iterable[str] | None = None) -> int:
-        """Tell the local members of ``rooms`` (default: every room) that messages may have
-        been lost; returns how many were told."""
+        """Tell the local members of ``rooms`` (default: every room) without history that
+        messages may have been lost; returns how many were told. (Rooms with history catch
+        up from their streams and report exactly what is lost: hero_fast.cluster.numbering.)"""
         n = 0
         chat = self.api.chat_room
         for room in chat.rooms if rooms is None else rooms:
             r = chat.rooms.get(room)
-            if r is None or not r.members:
+            if r is None or not r.members or r.history is not None:
                 continue
-            frame = encode_frame(_TEXT, orjson.dumps({
+            n += r.deliver(encode_frame(_TEXT, orjson.dumps({
                 "context": "api", "event": "missedMessages", "room": room, "outageMs": outage_ms,
                 "message": _MISSED_TEXT,
-            }))
-            n += fanout(frame, r.sockets())
+            })))
         self.counters["missed_notices"] += n
         return n
 
@@ -406,28 +482,53 @@ class RedisBackend(ClusterBackend):
 
     # -- periodic work: probe, lease refresh, dead-node sweep -----------------------------
 
+    async def _watch(self) -> None:
+        """Liveness: a probe every quarter of ``probeInterval``; nothing heard from Redis for a
+        whole ``probeInterval`` (a hung Redis, a silent subscriber) is an outage, noticed at
+        that deadline whatever else is waiting for Redis."""
+        interval = self.probe_interval
+        every = interval / 4
+        grace = min(every, 0.05)
+        next_probe = judge_from = 0.0
+        while not self._stopping:
+            cmd = self._cmd
+            now = time.monotonic()
+            deadline = max(self._alive_at + interval, judge_from)
+            if not self.connected or cmd is None:
+                wake = every
+            elif cmd.oldest_wait(now) > self.timeout:
+                self._fail(f"Redis has not answered for {self.timeout} s")
+                continue
+            elif now > deadline:
+                self.counters["probe_failures"] += 1
+                self._fail(f"nothing heard from Redis for {now - self._alive_at:.2f} s (probes every {every:g} s)")
+                continue
+            else:
+                if now >= next_probe:
+                    next_probe = now + every
+                    self._probe(cmd)
+                wake = max(0.001, min(next_probe, deadline) - now)
+            await asyncio.sleep(wake)
+            if time.monotonic() - now - wake > grace:
+                # woken late (the loop was blocked): what Redis sent meanwhile is read first
+                judge_from = time.monotonic() + grace
+
     async def _maintain(self) -> None:
         refresh = self.lease_ms / 3000
         tick = max(0.05, min(refresh, self.probe_interval) / 2)
         now = time.monotonic()
-        next_probe = now + self.probe_interval
+        next_announce = now + self.probe_interval
         next_refresh = now + refresh
         next_sweep = now + self.lease_ms / 1000
         while not self._stopping:
             await asyncio.sleep(tick)
             cmd = self._cmd
             if not self.connected or cmd is None:
-                now = time.monotonic()
-                next_probe = now + self.probe_interval
                 continue
             now = time.monotonic()
             try:
-                if cmd.oldest_wait(now) > self.timeout:
-                    self._fail(f"Redis has not answered for {self.timeout} s")
-                    continue
-                if now >= next_probe:
-                    next_probe = now + self.probe_interval
-                    self._probe(cmd)
+                if now >= next_announce:
+                    next_announce = now + self.probe_interval
                     self._announce_dropped()
                 if now >= next_refresh or self._dirty:
                     next_refresh = now + refresh
@@ -443,13 +544,8 @@ class RedisBackend(ClusterBackend):
                 log.exception("cluster maintenance failed")
 
     def _probe(self, cmd: RespConnection) -> None:
-        """Publish to our own node channel; the subscriber must see it before the next probe."""
-        if self._probe_outstanding is not None:
-            self.counters["probe_failures"] += 1
-            self._fail(f"liveness probe not received within {self.probe_interval} s (silent subscriber)")
-            return
+        """Publish to our own node channel: the subscriber hears Redis at least this often."""
         self._probe_seq += 1
-        self._probe_outstanding = self._probe_seq
         fut = cmd.execute(b"PUBLISH", self.ch_node, self._seal(self.ch_node, _bus.encode(
             "probe", o=self.node_id, s=self._probe_seq)))
 
@@ -477,6 +573,7 @@ class RedisBackend(ClusterBackend):
             if r.members:
                 checks.append(cmd.execute(b"PEXPIRE", self._members_key(room), self.lease_ms))
                 cmd.send(b"ZADD", self._index_key(room), expiry, self.node_id)
+                self._keep_numbering(cmd, room)
         cmd.send(b"PEXPIRE", self.k_node_conns, max(self.lease_ms * 20, 600_000))
         self.counters["lease_refreshes"] += 1
         if checks and 0 in await asyncio.gather(*checks):
@@ -496,9 +593,11 @@ class RedisBackend(ClusterBackend):
         self._lease_commands(cmd, expiry)
         for chunk in _chunks(list(chat.rooms)):
             cmd.send(b"SADD", self.k_rooms, *chunk)
+            cmd.send(b"HSET", self.keys.room_options, *[x for room in chunk for x in (room, self._room_options(room))])
         for room, r in chat.rooms.items():
             if not r.members:
                 continue
+            self._keep_numbering(cmd, room)
             key = self._members_key(room)
             cmd.send(b"MULTI")
             cmd.send(b"DEL", key)
@@ -518,18 +617,20 @@ class RedisBackend(ClusterBackend):
             self._announce_room(cmd, room, exists)
         self.counters["resyncs"] += 1
         try:
-            names = await cmd.execute(b"SMEMBERS", self.k_rooms)
+            names, options = await asyncio.gather(cmd.execute(b"SMEMBERS", self.k_rooms),
+                                                  cmd.execute(b"HGETALL", self.keys.room_options))
         except BaseException:
             self._dirty = True
             self._unannounced = {**unannounced, **self._unannounced}
             raise
+        history = dict(zip(options[::2], options[1::2], strict=False)) if isinstance(options, list) else {}
         for raw in names or ():
             try:
                 name = raw.decode()
             except (UnicodeDecodeError, AttributeError):
                 self.counters["invalid"] += 1
                 continue
-            chat.add_local(name)
+            chat.add_local(name, self._history_option(history.get(raw)))
 
     async def _sweep_dead_nodes(self, cmd: RespConnection) -> None:
         """Drop the connection registry entries of nodes whose lease ran out (their room
@@ -586,23 +687,66 @@ class RedisBackend(ClusterBackend):
 
     def _announce_room(self, cmd: RespConnection, room: str, exists: bool) -> None:
         if exists:
+            r = self.api.chat_room.rooms.get(room)
+            h = r.history if r is not None else None
             cmd.send(b"SADD", self.k_rooms, room)
-            self._publish(cmd, self.ch_ctl, _bus.encode("roomAdd", o=self.node_id, r=room))
+            cmd.send(b"HSET", self.keys.room_options, room, self._room_options(room))
+            self._publish(cmd, self.ch_ctl, _bus.encode(
+                "roomAdd", o=self.node_id, r=room, h={"size": h.size if h else 0, "ttl": h.ttl_ms if h else 0}))
         else:
             cmd.send(b"SREM", self.k_rooms, room)
-            cmd.send(b"DEL", self._members_key(room))
+            cmd.send(b"HDEL", self.keys.room_options, room)
+            cmd.send(b"DEL", self._members_key(room), *self.keys.history(room))
             cmd.send(b"ZREM", self._index_key(room), self.node_id)
             self._publish(cmd, self.ch_ctl, _bus.encode("roomDestroy", o=self.node_id, r=room))
+
+    def _room_options(self, room: str) -> bytes:
+        """What ``P roomh`` keeps of a room: its history (as publishers number its messages)."""
+        r = self.api.chat_room.rooms.get(room)
+        h = r.history if r is not None else None
+        if h is None:
+            return b'{"size":0,"ttl":0,"keep":0}'
+        return orjson.dumps({"size": h.size, "ttl": h.ttl_ms, "keep": self._numbered.keep(h.ttl_ms)})
+
+    def _history_option(self, raw: Any) -> dict[str, Any] | None:
+        """A room's history options as another node announced them (untrusted: chat's checks
+        refuse what is not a valid history), or None for the configured default."""
+        if raw is None:
+            return None
+        try:
+            options = orjson.loads(raw)
+        except (orjson.JSONDecodeError, TypeError):
+            self.counters["invalid"] += 1
+            return None
+        return _history(options, self.counters)
+
+    def _keep_numbering(self, cmd: RespConnection, room: str) -> None:
+        """A room with members here keeps its numbering (epoch, offset) in Redis, so a member
+        that drops and recovers later finds it unchanged."""
+        r = self.api.chat_room.rooms.get(room)
+        if r is not None and r.history is not None:
+            epoch, offset, _ = self.keys.history(room)
+            keep = self._numbered.keep(r.history.ttl_ms)
+            cmd.send(b"PEXPIRE", epoch, keep)
+            cmd.send(b"PEXPIRE", offset, keep)
 
     def member_joined(self, room: str, connection_id: str, joined_at: int, first: bool) -> Any:
         ch = self._channel(room)
         wait_sub: asyncio.Future[None] | None = None
+        synced: asyncio.Future[None] | None = None
         if ch not in self._channels:
             self._channels[ch] = room
             if self._sub is not None:
                 wait_sub = self._sub_pending[ch] = self._subscribe([ch])
+            r = self.api.chat_room.rooms.get(room)
+            if r is not None and r.history is not None:
+                # the first member here of a room with history: where its numbering is, once
+                # its messages reach this node (the join answers with that position)
+                synced = self._numbered.track(room, wait_sub)
         else:
             wait_sub = self._sub_pending.get(ch)
+            if self._numbered_rooms is not None:
+                synced = self._numbered_rooms.settled(room)
         cmd = self._writer()
         if cmd is None:
             return None  # the bus is down: local members work, the rest follows at reconnect
@@ -610,7 +754,7 @@ class RedisBackend(ClusterBackend):
         cmd.send(b"HSET", key, connection_id, joined_at)
         cmd.send(b"PEXPIRE", key, self.lease_ms)
         written = cmd.execute(b"ZADD", self._index_key(room), _now_ms() + self.lease_ms, self.node_id)
-        return self._bounded(written, wait_sub)
+        return self._bounded(written, wait_sub, synced)
 
     async def _bounded(self, *waits: asyncio.Future[Any] | None) -> None:
         """Wait (bounded) until the membership is written and the room's messages reach
@@ -644,6 +788,8 @@ class RedisBackend(ClusterBackend):
 
     def _unsubscribe(self, room: str) -> None:
         ch = self._channel(room)
+        if self._numbered_rooms is not None:
+            self._numbered_rooms.untrack(room)
         if self._channels.pop(ch, None) is not None and self._sub is not None:
             self._sub.unsubscribe([ch])
 
@@ -665,15 +811,49 @@ class RedisBackend(ClusterBackend):
 
     # -- say and server push ---------------------------------------------------------------
 
-    def publish_say(self, room: str, body: bytes) -> None:
+    def _ready(self) -> RespConnection | None:
+        """The command connection when a publish can go now: the bus is up and not backlogged."""
         cmd = self._cmd
         if cmd is None or not self.connected or cmd.backlog > _MAX_BACKLOG or cmd.buffered > _MAX_BUFFERED:
+            return None
+        return cmd
+
+    def publish_say(self, room: str, body: bytes) -> None:
+        cmd = self._ready()
+        if cmd is None:
             self.counters["publish_dropped"] += 1
             if room not in self._dropped_rooms:
                 self._dropped_rooms[room] = time.monotonic()
             return
         self._publish(cmd, self._channel(room), self._say_prefix + body + b"}")
         self.counters["published"] += 1
+
+    def publish_say_history(self, room: str, body: bytes, size: int, ttl_ms: int) -> None:
+        from hero_fast.chat import ChatError
+
+        cmd = self._ready()
+        if cmd is None:
+            # it cannot be numbered: refused, so that nobody sees a message the others never get
+            self.counters["publish_dropped"] += 1
+            raise ChatError("the server lost its connection to the cluster bus; the message was not sent")
+        fire(cmd, self._ops.say_call(room, body, (size, ttl_ms, self._numbered.keep(ttl_ms))), self._script_failed)
+        self.counters["published"] += 1
+
+    def publish_broadcast(self, body: bytes) -> None:
+        if self._relaying:
+            return  # another node's broadcast, delivered here
+        cmd = self._ready()
+        if cmd is None:
+            self.counters["publish_dropped"] += 1
+            return
+        command = next(self._ops.broadcast(body))
+        assert isinstance(command, tuple)
+        cmd.send(*command)
+        self.counters["broadcasts_sent"] += 1
+
+    def _script_failed(self, exc: BaseException) -> None:
+        """An error reply to a script run without waiting (e.g. NOPERM from a too narrow ACL)."""
+        self._on_error_reply(b"EVALSHA", exc if isinstance(exc, RespError) else RespError(describe(exc)))
 
     def _seal(self, channel: bytes, body: bytes) -> bytes:
         """What to PUBLISH for ``body``: signed when cluster.secret is set. Call it right
@@ -684,29 +864,65 @@ class RedisBackend(ClusterBackend):
         cmd.send(b"PUBLISH", channel, self._seal(channel, body))
 
     async def send(self, connection_id: str, message: Any) -> Sent:
-        if not isinstance(connection_id, str) or not connection_id:
-            return Sent.NOWHERE
-        data = _bus.encode("send", o=self.node_id, c=connection_id, m=message)
-        if self._body_at + len(data) > self.max_bus:
-            raise ValueError(f"message too large for the cluster bus ({self._body_at + len(data)} bytes; the "
-                             f"most is {self.max_bus})")
-        cmd = self._cmd
-        if cmd is None or not self.connected:
-            return Sent.NOWHERE
+        cmd = self._live_connection()
+        if cmd is None:
+            return await super().send(connection_id, message)  # held here if it dropped here meanwhile
         try:
-            node = await within(cmd.execute(b"HGET", self.k_conns, connection_id), self.timeout,
-                                "looking up the connection's node")
-            if not node or node == self.node_id.encode():
-                return await super().send(connection_id, message)  # dropped, maybe recoverable
-            channel = self.prefix + b"n:" + node
-            receivers = await within(cmd.execute(b"PUBLISH", channel, self._seal(channel, data)), self.timeout,
-                                     "publishing the push")
-        except _DOWN as exc:
+            sent = await run(cmd, self._ops.send(connection_id, message, self.node_id.encode()), self.timeout,
+                             "pushing to a connection")
+        except (*_DOWN, _bus.BusError) as exc:
             log.info("cluster send to %s not delivered: %s", connection_id[:40], describe(exc))
             return Sent.NOWHERE
-        if receivers:
+        if sent is Sent.REMOTE:
             self.counters["sent_remote"] += 1
-        return Sent.REMOTE if receivers else Sent.NOWHERE
+        elif sent is Sent.HELD:
+            self.counters["send_held"] += 1
+        return sent
+
+    def connection_renamed(self, old_id: str, new_id: str) -> None:
+        cmd = self._writer()
+        if cmd is not None:
+            cmd.send(b"HDEL", self.k_conns, old_id)
+            cmd.send(b"SREM", self.k_node_conns, old_id)
+            cmd.send(b"HSET", self.k_conns, new_id, self.node_id)
+            cmd.send(b"SADD", self.k_node_conns, new_id)
+
+    # -- connection state recovery: in Redis, so a client may come back to any node -------------
+
+    def recovery_save(self, key: str, state: bytes, connection_id: str, ttl_ms: int) -> None:
+        cmd = self._live_connection()
+        if cmd is None:  # kept here until the bus is back is better than lost: a client may come back here
+            super().recovery_save(key, state, connection_id, ttl_ms)
+            return
+        fire(cmd, self._ops.save_call(key, state, connection_id, ttl_ms, self._max_pushes, self._max_push_bytes),
+             self._script_failed)
+
+    def recovery_take(self, key: str) -> Any:
+        taken = super().recovery_take(key)  # saved here while the bus was down
+        return taken if taken is not None else self._redis_op(self._ops.take(key), None, "taking a saved state")
+
+    def recovery_hold(self, connection_id: str, push: bytes) -> Any:
+        if super().recovery_hold(connection_id, push):
+            return True
+        return self._redis_op(self._ops.hold(connection_id, push), False, "holding a push")
+
+    async def _redis_op(self, op: Any, failed: Any, what: str) -> Any:
+        """Run ``op``; ``failed`` when Redis cannot answer (logged)."""
+        cmd = self._live_connection()
+        if cmd is None:
+            op.close()
+            return failed
+        try:
+            return await run(cmd, op, self.timeout, what)
+        except (*_DOWN, _bus.BusError) as exc:
+            log.warning("cluster: %s failed on node %s: %s", what, self.node_id, describe(exc))
+            return failed
+
+    def history_since(self, room: str, offset: int, epoch: str | None) -> Any:
+        r = self.api.chat_room.rooms.get(room)
+        if r is None or r.history is None:
+            return [], HistoryGap("no history")
+        return self._numbered.since(room, offset, epoch)
 
     def remote_members(self, room: str) -> Any:
         return self._remote_members(room)
@@ -757,12 +973,19 @@ class RedisBackend(ClusterBackend):
         return kind, msg
 
     def _on_push(self, reply: list[Any]) -> None:
+        self._alive_at = time.monotonic()
         if len(reply) == 3 and reply[0] == b"message":
             ch, data = reply[1], reply[2]
             room = self._channels.get(ch)
             kind = "?"
             try:
                 if room is not None:
+                    if type(data) is bytes and data[:1] == b"#":  # numbered (a room with history): ours too
+                        kind = "say"
+                        offset, epoch, data = _bus.split_numbered(data)
+                        _, msg = self._read(ch, data, _bus.SAY_KINDS)
+                        self._numbered.received(room, offset, epoch, msg["p"])
+                        return
                     if type(data) is bytes and data.startswith(self._say_prefix, self._body_at):
                         return  # our own say, already delivered here
                     kind, msg = self._read(ch, data, _bus.ROOM_KINDS)
@@ -825,18 +1048,36 @@ class RedisBackend(ClusterBackend):
         log.warning(text, *args, exc_info=exc_info)
 
     def _on_probe(self, msg: dict[str, Any]) -> None:
-        if msg["o"] == self.node_id and msg["s"] == self._probe_outstanding:
-            self._probe_outstanding = None
+        """A probe came back (hearing it, like anything else, is a sign of life)."""
 
     def _on_send(self, msg: dict[str, Any]) -> None:
         conn = self.api.connections.get(msg["c"])
-        if conn is None or not conn.send(msg["m"]):
-            self.counters["send_unknown"] += 1
-        else:
+        if conn is not None and conn.send(msg["m"]):
             self.counters["send_received"] += 1
+            return
+        # it dropped here since the sender looked it up: held if it may recover
+        held = self.api.recovery.hold(msg["c"], msg["m"])
+        if inspect.isawaitable(held):
+            task = asyncio.ensure_future(held)
+            task.add_done_callback(self._held)
+        else:
+            self.counters["send_held" if held else "send_unknown"] += 1
+
+    def _held(self, task: asyncio.Future[Any]) -> None:
+        held = not task.cancelled() and task.exception() is None and task.result()
+        self.counters["send_held" if held else "send_unknown"] += 1
 
     def _on_room_add(self, msg: dict[str, Any]) -> None:
-        self.api.chat_room.add_local(msg["r"])
+        h = msg.get("h")
+        self.api.chat_room.add_local(msg["r"], None if h is None else _history(h, self.counters))
+
+    def _on_broadcast(self, msg: dict[str, Any]) -> None:
+        self._relaying = True
+        try:
+            self.api.connections.broadcast(msg["m"])
+        finally:
+            self._relaying = False
+        self.counters["broadcasts_received"] += 1
 
     def _on_room_destroy(self, msg: dict[str, Any]) -> None:
         room = msg["r"]

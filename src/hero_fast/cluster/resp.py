@@ -8,7 +8,8 @@ retries or reconnects on its own, so a command is sent at most once (the bus pro
 at-most-once delivery) and a lost connection is always seen (the backend then counts the
 outage, reconnects with back-off and tells clients they may have missed messages).
 
-Two uses:
+Two uses (and a blocking twin for processes without an event loop,
+:class:`SyncRespConnection`, used by ``hero_fast.publish.Publisher``):
 - command connection: ``execute(*args)`` returns a future of the reply; ``send(*args)``
   ignores the reply. Commands issued during one loop iteration leave in one write, and
   replies come back in order (so writes from one node are applied in the order issued);
@@ -48,6 +49,7 @@ __all__ = [
     "RedisTimeout",
     "RespConnection",
     "RespError",
+    "SyncRespConnection",
     "describe",
     "open_connection",
     "parse_redis_url",
@@ -189,6 +191,8 @@ class RespConnection(asyncio.Protocol):
         self.loop: asyncio.AbstractEventLoop | None = None
         self.closed = False
         self.pubsub = False
+        #: SHA-1s of the Lua scripts this connection already sent with EVAL (hero_fast.cluster.operations)
+        self.scripts: set[bytes] = set()
 
     # -- asyncio.Protocol ----------------------------------------------------------
 
@@ -370,3 +374,72 @@ async def open_connection(
 
     where = addr.path or f"{addr.host}:{addr.port}"
     return await within(connect(), timeout, f"connecting to {where} and setting up the connection")
+
+
+class SyncRespConnection:
+    """A blocking Redis connection (a socket and hiredis): ``execute(*args)`` sends one
+    command and returns its reply, raising RespError for an error reply and OSError or
+    ConnectionError when the connection fails (it is then ``closed``)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        if hiredis is None:  # pragma: no cover
+            raise RuntimeError("hero_fast.publish needs hiredis: pip install 'hero-fast[cluster]'")
+        self._sock = sock
+        self._reader = hiredis.Reader(replyError=RespError)
+        self.closed = False
+        self.scripts: set[bytes] = set()
+
+    @classmethod
+    def open(cls, addr: RedisAddress, *, timeout: float, name: str | None = None) -> SyncRespConnection:
+        """Connect, authenticate, name the client and select the database (each step
+        bounded by ``timeout``)."""
+        if addr.path is not None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(timeout)
+            try:
+                sock.connect(addr.path)
+            except BaseException:
+                sock.close()
+                raise
+        else:
+            sock = socket.create_connection((addr.host or "127.0.0.1", addr.port), timeout=timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if addr.ssl is not None:
+            sock = addr.ssl.wrap_socket(sock, server_hostname=addr.host if addr.path is None else None)
+        conn = cls(sock)
+        try:
+            if addr.password is not None:
+                conn.execute(b"AUTH", *((addr.username, addr.password) if addr.username else (addr.password,)))
+            if name:
+                conn.execute(b"CLIENT", b"SETNAME", name)
+            if addr.db:
+                conn.execute(b"SELECT", addr.db)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def execute(self, *args: Any) -> Any:
+        if self.closed:
+            raise ConnectionError("Redis connection is closed")
+        try:
+            self._sock.sendall(pack(args))
+            while True:
+                reply = self._reader.gets()
+                if reply is not False:
+                    break
+                data = self._sock.recv(65536)
+                if not data:
+                    raise ConnectionError("Redis connection closed")
+                self._reader.feed(data)
+        except BaseException:
+            self.close()  # a reply may still be on its way: the stream is out of step
+            raise
+        if isinstance(reply, RespError):
+            raise reply
+        return reply
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._sock.close()

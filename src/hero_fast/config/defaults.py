@@ -603,6 +603,24 @@ SPEC: dict[str, Any] = {
             _count,
         ),
     },
+    "publish": {
+        "secret": O(
+            None,
+            """Bearer token of the HTTP publish endpoint (``publish.httpEndpoint``): set, the
+            endpoint is on and a request must carry ``Authorization: Bearer <this>`` (compared
+            in constant time); None, it is off. At least 16 characters, unlike
+            ``cluster.secret`` (which signs the bus). Env ``HERO_FAST__publish__secret``.""",
+            c.any_of(c.nothing, _secret),
+        ),
+        "httpEndpoint": O(
+            "/api/_publish",
+            """Path of the HTTP publish endpoint: ``POST`` a JSON ``{"op": "say", "room", "message"}``,
+            ``{"op": "send", "id", "message"}`` or ``{"op": "broadcast", "message"}`` to say,
+            push or broadcast from another process (docs/deployment.md). Off unless
+            ``publish.secret`` is set.""",
+            c.string(prefix="/"),
+        ),
+    },
     "logging": {
         "level": O(
             "info",
@@ -664,6 +682,7 @@ SECTION_DOCS: dict[str, str] = {
     "servers.websocket.client.reconnect": "Reconnect back-off of the browser client.",
     "servers.websocket.perMessageDeflate": "WebSocket compression (RFC 7692) and what it costs per connection.",
     "recovery": "Connection state recovery: what a client that reconnects gets back (docs/delivery.md).",
+    "publish": "Publishing from other processes over HTTP (``hero_fast.publish`` is the Python way through Redis).",
     "logging": "Log level and format, the access log, and what it never shows.",
     "metrics": "The Prometheus endpoint (off by default).",
 }

@@ -45,6 +45,7 @@ from hero_fast._transport import HttpRequest, Response
 from hero_fast.errors import internal_error
 from hero_fast.redact import redactor_for
 from hero_fast.servers import static as _static
+from hero_fast.servers.publish import PublishEndpoint
 
 if TYPE_CHECKING:
     from hero_fast.actions.action import HttpReply
@@ -161,6 +162,10 @@ class WebServer:
         self._files: StaticFiles | None = None
         metrics = config.get("metrics") or {}
         self.metrics_path: str | None = metrics.get("path", "/metrics") if metrics.get("enabled") else None
+        publish = config.get("publish") or {}
+        self.publish = PublishEndpoint(api.chat_room, api.connections, publish["secret"]) \
+            if publish.get("secret") else None
+        self.publish_path: str | None = publish.get("httpEndpoint") if self.publish is not None else None
 
     @staticmethod
     def _prefix(value: Any) -> str | None:
@@ -251,6 +256,8 @@ class WebServer:
             return Response(204, [*self.base_headers, ("Allow", allow), *cookie], b"")
         if path == self.metrics_path:
             return self.api.metrics.handle(request)  # type: ignore[no-any-return]
+        if path == self.publish_path:
+            return self.publish.handle(request)  # type: ignore[union-attr]
         if path in self.ws_paths:
             headers = [
                 *self.base_headers,
