@@ -879,14 +879,6 @@ class RedisBackend(ClusterBackend):
             self.counters["send_held"] += 1
         return sent
 
-    def connection_renamed(self, old_id: str, new_id: str) -> None:
-        cmd = self._writer()
-        if cmd is not None:
-            cmd.send(b"HDEL", self.k_conns, old_id)
-            cmd.send(b"SREM", self.k_node_conns, old_id)
-            cmd.send(b"HSET", self.k_conns, new_id, self.node_id)
-            cmd.send(b"SADD", self.k_node_conns, new_id)
-
     # -- connection state recovery: in Redis, so a client may come back to any node -------------
 
     def recovery_save(self, key: str, state: bytes, connection_id: str, ttl_ms: int) -> None:
