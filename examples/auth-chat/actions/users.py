@@ -32,8 +32,19 @@ class Poke(Action):
         to = find_user(data, data.params["to"])["name"]
         me = data.session["user"]
         message = {"context": "alert", "event": "poke", "from": me, "message": f"{me} poked you"}
-        connection_ids = data.api.state.accounts.connection_ids(to)
-        sent = [await data.api.connections.send(connection_id, message) for connection_id in connection_ids]
-        # LOCAL: queued here; REMOTE: handed to the worker or node that has it, through Redis;
-        # NOWHERE: gone (its process was killed before it could forget it) or unreachable now
-        return {"to": to, "local": sent.count(Sent.LOCAL), "remote": sent.count(Sent.REMOTE)}
+        accounts = data.api.state.accounts
+        sent = []
+        for connection_id in accounts.connection_ids(to):
+            # LOCAL: queued here; REMOTE: handed to the worker or node that has it, through Redis;
+            # HELD: it dropped and may come back (connection state recovery): kept for it;
+            # NOWHERE: gone for good (or its process was killed before it could forget it)
+            result = await data.api.connections.send(connection_id, message)
+            if result is Sent.NOWHERE:
+                accounts.detach(connection_id)
+            sent.append(result)
+        return {
+            "to": to,
+            "local": sent.count(Sent.LOCAL),
+            "remote": sent.count(Sent.REMOTE),
+            "held": sent.count(Sent.HELD),
+        }

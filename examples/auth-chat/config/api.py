@@ -14,15 +14,11 @@ DEFAULT = {
     },
     "servers": {
         "web": {
-            # HTTP replies would otherwise echo every param received (the password of a login)
-            # and the fingerprint (the cookie a login is remembered by) in their body.
+            # HTTP replies would otherwise echo the fingerprint (the cookie a login is remembered
+            # by, HttpOnly) in their body, where a page's script could read it.
             "metadataOptions": {"requesterInformation": False},
         },
     },
-    # Connection state recovery is off: a recovered connection takes its old id back without
-    # telling connection middleware, so the ids this app keeps per user (for poke) would go
-    # stale. A client that reconnects is a new connection, logged in again by its cookie.
-    "recovery": {"maxDisconnectionDuration": 0},
     "authChat": {
         # The sqlite3 file, relative to the project folder; every worker opens the same one.
         "database": "data/auth-chat.db",

@@ -11,5 +11,8 @@ class RememberedLogin(ConnectionMiddleware):
         connection.api.state.accounts.restore(connection)
 
     def destroy(self, connection):
-        # a WebSocket that is gone can no longer be poked
-        connection.api.state.accounts.detach(connection.id)
+        # A WebSocket that is gone can no longer be poked, unless it dropped and may come back
+        # (connection state recovery): then pokes are held for it, and if it never comes back,
+        # poke forgets the id when the server answers NOWHERE.
+        if not connection.recoverable:
+            connection.api.state.accounts.detach(connection.id)

@@ -26,7 +26,8 @@ async def test_poke_reaches_every_connection_of_the_user(api, login):
     assert (response["to"], response["local"], response["remote"]) == ("bob", 2, 0)
     for bob in (bob_phone, bob_laptop):
         poke = await bob.next("alert")
-        assert poke == {"context": "alert", "event": "poke", "from": "alice", "message": "alice poked you"}
+        assert poke == {"context": "alert", "event": "poke", "from": "alice", "message": "alice poked you",
+                        "pushSeq": 1}  # numbered for connection state recovery
     assert alice.received("alert") == []
 
 
@@ -41,16 +42,30 @@ async def test_poke_someone_who_is_not_connected_reaches_nobody(api, login):
     assert (await alice.action("poke", to="zed"))["error"] == "no user named 'zed'"
 
 
-async def test_a_user_who_reconnects_can_be_poked_again(api, login):
+async def test_a_poke_while_away_is_held_and_arrives_after_the_reconnect(api, login):
     alice = await login("alice")
     bob = await login("bob", fingerprint="bobs-browser")
-    bob.drop()  # the network lost it
-    back = api.connect(fingerprint="bobs-browser")  # the browser reconnects: logged in by its cookie
-    # what a recovering client sends first; recovery is off (config/api.py), so the new
-    # connection keeps its own id, the one the app knows
-    await back.recover(bob)
+    await bob.room_add("lobby")
+    bob.drop()  # the network lost it: its state is kept for recovery
+    assert (await alice.action("poke", to="bob"))["held"] == 1
+    back = api.connect(fingerprint="bobs-browser")  # the browser reconnects
+    data = await back.recover(bob)
+    assert data["id"] == bob.id and data["rooms"] == ["lobby"]
+    assert back.connection.session["user"] == "bob"
+    assert (await back.next("alert"))["from"] == "alice"  # the poke held while away
+    assert api.state.accounts.connection_ids("bob") == [bob.id]
     assert (await alice.action("poke", to="bob"))["local"] == 1
-    assert (await back.next("alert"))["from"] == "alice"
+    assert len(back.received("alert")) == 2
+
+
+async def test_a_user_who_never_comes_back_is_forgotten_at_the_next_poke(api, login):
+    alice = await login("alice")
+    bob = await login("bob")
+    bob.drop()
+    api.api.cluster._recovery._saved.clear()  # as if its recovery window had passed
+    response = await alice.action("poke", to="bob")
+    assert (response["local"], response["remote"], response["held"]) == (0, 0, 0)
+    assert api.state.accounts.connection_ids("bob") == []
 
 
 async def test_poke_counts_only_connections_a_server_still_has(api, login):
