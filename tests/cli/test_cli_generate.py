@@ -50,7 +50,7 @@ def test_a_new_project_and_everything_generated_into_it_pass_their_tests(
     assert "wrote middleware/no_shouting.py" in out
     result = project_pytest(project)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "9 passed" in result.stdout and "warning" not in result.stdout, result.stdout
+    assert "10 passed" in result.stdout and "warning" not in result.stdout, result.stdout
 
 
 def test_generate_never_overwrites(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -21,8 +21,13 @@ DEFAULT = {
         "serverName": "chat",
         # Sent to every WebSocket client when it connects: {"welcome": ..., "context": "api"}
         "welcomeMessage": "Hello! Welcome to chat",
-        # Chat rooms that exist from boot (clients can only join rooms that exist).
-        "startingChatRooms": {"defaultRoom": {}, "anotherRoom": {}},
+        # Chat rooms that exist from boot (clients can only join rooms that exist). Each keeps
+        # its last 200 messages for 10 minutes, so a client that reconnects gets what it missed
+        # (connection state recovery; docs/delivery.md). {} would keep no history.
+        "startingChatRooms": {
+            "defaultRoom": {"history": {"size": 200, "ttl": 600000}},
+            "anotherRoom": {"history": {"size": 200, "ttl": 600000}},
+        },
     },
     "servers": {
         "web": {

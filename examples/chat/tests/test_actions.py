@@ -33,3 +33,16 @@ async def test_chat_in_the_default_room():
         await alice.say("defaultRoom", "hi bob")
         message = await bob.next("user")
         assert (message["message"], message["from"]) == ("hi bob", alice.id)
+
+
+async def test_a_client_that_drops_gets_what_it_missed():
+    async with TestApi(PROJECT) as api:
+        alice, bob = api.connect(), api.connect()
+        await alice.room_add("defaultRoom")
+        await bob.room_add("defaultRoom")
+        alice.drop()  # the network lost her connection
+        await bob.say("defaultRoom", "while you were away")
+        back = api.connect(fingerprint=alice.fingerprint)  # her browser reconnects
+        recovered = await back.recover(alice)
+        assert recovered["recovered"] is True and recovered["id"] == alice.id
+        assert (await back.next("user"))["message"] == "while you were away"

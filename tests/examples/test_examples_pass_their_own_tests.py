@@ -1,5 +1,5 @@
-"""examples/auth-chat passes its own tests (its tests/, on hero_fast.testing), run as its
-README says: ``python -m pytest`` in the project folder."""
+"""Every example passes its own tests (its tests/, on hero_fast.testing), run as its README
+says: ``python -m pytest`` in the project folder."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from _examples import copy_example
 
 
-def test_the_auth_chat_example_passes_its_own_tests(tmp_path: Path) -> None:
-    project = copy_example("auth-chat", tmp_path)
+@pytest.mark.parametrize("example", ["auth-chat", "chat"])
+def test_the_example_passes_its_own_tests(example: str, tmp_path: Path) -> None:
+    project = copy_example(example, tmp_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith("HERO_FAST")}  # its own config only
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     run = subprocess.run(
