@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import resource
 import statistics
 import sys
@@ -60,11 +61,14 @@ class Client:
         self.next_id = 0
         self.pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self.reader: asyncio.Task[None] | None = None
+        self.fingerprint = os.urandom(20).hex()
 
     async def open(self, first: dict[str, Any] | None = None) -> None:
         self.closed.clear()
-        self.ws = await connect(self.url, compression=None, ping_interval=None, max_size=None,
-                                open_timeout=10)
+        # the same fingerprint on every connection (as a browser's cookie): the server binds a
+        # recovery token to it
+        self.ws = await connect(f"{self.url}?sessionID={self.fingerprint}", compression=None,
+                                ping_interval=None, max_size=None, open_timeout=10)
         if first is not None:
             await self.ws.send(json.dumps(first))
         self.reader = asyncio.get_running_loop().create_task(self._read(self.ws))

@@ -20,7 +20,7 @@ import os
 
 from .scenarios import MACRO, PY
 
-HISTORY_ROOMS = {"defaultRoom": {"history": {"size": 1000, "ttl": 120}}, "benchroom": {}}
+HISTORY_ROOMS = {"defaultRoom": {"history": {"size": 1000, "ttl": 120000}}, "benchroom": {}}
 HISTORY_ENV = {"HERO_FAST__general__startingChatRooms": json.dumps(HISTORY_ROOMS, separators=(",", ":"))}
 
 ABORT_ACTION_NAME = "benchAbort"

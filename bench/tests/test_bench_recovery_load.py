@@ -37,7 +37,7 @@ class FakeRecoveryServer:
     async def handler(self, ws: ServerConnection) -> None:
         token = secrets.token_hex(8)
         self.rooms_of_token[token] = set()
-        await ws.send(json.dumps({"welcome": "hi", "context": "api", "recoveryToken": token}))
+        await ws.send(json.dumps({"welcome": "hi", "context": "api", "recovery": {"token": token, "ttl": 120000}}))
         try:
             async for raw in ws:
                 req = json.loads(raw)
@@ -45,16 +45,18 @@ class FakeRecoveryServer:
                 if ev == "recover":
                     rooms = self.rooms_of_token.pop(req["token"], None)
                     if rooms is None:
-                        await ws.send(json.dumps({"context": "api", "recovered": False, "reason": "expired"}))
+                        await ws.send(json.dumps({"status": "OK", "context": "response", "messageId": mid,
+                                                  "data": {"recovered": False, "reason": "expired"}}))
                         continue
                     self.rooms_of_token[token] = rooms
                     for room in rooms:
-                        sent = req["rooms"][room]["offset"]
+                        sent = req["offsets"][room]["offset"]
                         while sent < len(self.log[room]):  # replay, including what is said meanwhile
                             sent += 1
                             await ws.send(json.dumps(self.log[room][sent - 1]))
                         self.members[room].add(ws)  # live from here: no await since the last check
-                    await ws.send(json.dumps({"context": "api", "recovered": True}))
+                    await ws.send(json.dumps({"status": "OK", "context": "response", "messageId": mid,
+                                              "data": {"recovered": True}}))
                 elif ev == "roomAdd":
                     self.members[req["room"]].add(ws)
                     self.rooms_of_token[token].add(req["room"])
