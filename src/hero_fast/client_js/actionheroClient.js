@@ -315,9 +315,12 @@
     ws.onopen = function () { self._onOpen(ws); };
     ws.onmessage = function (event) { self._onMessage(ws, event); };
     ws.onclose = function (event) { self._onClose(ws, event); };
+    // A browser follows an error with a close event, but node 20's WebSocket fires only the
+    // error when a connection is refused: either one ends this socket's attempt (once).
     ws.onerror = function () {
       if (ws === self._ws) {
         self.emit('error', new Error('WebSocket error on ' + ws.url));
+        self._onClose(ws, { code: 1006, reason: 'WebSocket error' });
       }
     };
     var timeout = Number(this.options.timeout);
