@@ -40,6 +40,10 @@ log = logging.getLogger("hero_fast.websocket")
 
 _TEXT = 1
 _PRIMUS_CLOSE = encode_frame(_TEXT, b'"primus::server::close"')
+# The close code of a client that gives up a connection it cannot use (no answer to its
+# heartbeat, the browser went offline) and will come back: like a TCP loss (1006), its state
+# is kept for recovery. The generated client sends it; a close frame of 1000 means "leaving".
+_CLIENT_WILL_RETURN = 4000
 
 
 class VerbError(Exception):
@@ -199,7 +203,7 @@ class WebSocketServer:
         conn = ws.user_data
         if conn is not None:
             conn.close_code = code
-            if code == 1006:  # the TCP connection dropped: the client did not ask for it
+            if code == 1006 or code == _CLIENT_WILL_RETURN:  # the client did not ask to leave
                 conn.keep_state = True
             self.recovery.dropped(conn)  # keeps its state when conn.keep_state
             self.api.connections.destroy(conn)
