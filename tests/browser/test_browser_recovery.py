@@ -30,6 +30,14 @@ OFF = {"recovery": {"maxDisconnectionDuration": 0}}
 ONE_SECOND = {"reconnect": {"min": 1000, "max": 1000}}  # the page comes back after 1 s
 
 
+async def page_in(chrome: Any, *rooms: str, options: dict[str, Any] | None = None) -> tuple[Any, str]:
+    """A page whose client "a" is connected and in ``rooms``; the page and the client's id."""
+    page = await chrome.page()
+    me = (await connected_client(page, "a", options))["data"]["id"]
+    await js(page, "(rooms) => Promise.all(rooms.map((room) => H.clients.a.roomAdd(room)))", list(rooms))
+    return page, me
+
+
 async def sender(server: LiveServer, *rooms: str) -> Client:
     client = Client(f"ws://127.0.0.1:{server.port}/primus")
     await client.connect()
@@ -43,6 +51,14 @@ async def say(client: Client, room: str, numbers: range) -> None:
         assert (await client.say(room, n))["status"] == "OK"
 
 
+async def heard(page: Any, bob: Client, numbers: range) -> list[dict[str, Any]]:
+    """Bob says ``numbers`` in defaultRoom; what the page heard once it has heard them all."""
+    await say(bob, "defaultRoom", numbers)
+    return await until(  # type: ignore[no-any-return]
+        page, "(n) => H.seen('a', 'say').length >= n && H.seen('a', 'say')", numbers.stop
+    )
+
+
 def messages(said: list[dict[str, Any]], room: str = "defaultRoom") -> list[Any]:
     return [m["message"] for m in said if m["room"] == room]
 
@@ -54,13 +70,10 @@ def drop(server: LiveServer, connection_id: str) -> None:
 
 @pytest.mark.parametrize("server_overrides", [HISTORY], ids=["history"])
 async def test_offline_then_online_gets_every_missed_message_once(chrome, server: LiveServer) -> None:
-    page = await chrome.page()
-    me = (await connected_client(page))["data"]["id"]
-    await js(page, "() => H.clients.a.roomAdd('defaultRoom')")
+    page, me = await page_in(chrome, "defaultRoom")
     bob = await sender(server, "defaultRoom")
     try:
-        await say(bob, "defaultRoom", range(5))
-        await until(page, "() => H.seen('a', 'say').length === 5")
+        assert messages(await heard(page, bob, range(5))) == list(range(5))
 
         await chrome.context.set_offline(True)
         await until(page, "() => H.count('a', 'offline') === 1 && H.clients.a.state === 'reconnecting'")
@@ -73,8 +86,7 @@ async def test_offline_then_online_gets_every_missed_message_once(chrome, server
         await chrome.context.set_offline(False)
         recovered = await until(page, "() => H.seen('a', 'recovered')[0]")
         assert recovered == {"recovered": True, "id": me, "rooms": ["defaultRoom"]}
-        await say(bob, "defaultRoom", range(30, 32))  # live again
-        said = await until(page, "() => H.seen('a', 'say').length >= 32 && H.seen('a', 'say')")
+        said = await heard(page, bob, range(30, 32))  # live again
         await asyncio.sleep(0.3)
     finally:
         await bob.disconnect()
@@ -90,9 +102,7 @@ async def test_offline_then_online_gets_every_missed_message_once(chrome, server
 
 @pytest.mark.parametrize("server_overrides", [HISTORY], ids=["history"])
 async def test_a_room_without_history_is_reported_lost(chrome, server: LiveServer) -> None:
-    page = await chrome.page()
-    me = (await connected_client(page, "a", ONE_SECOND))["data"]["id"]
-    await js(page, "() => Promise.all([H.clients.a.roomAdd('defaultRoom'), H.clients.a.roomAdd('anotherRoom')])")
+    page, me = await page_in(chrome, "defaultRoom", "anotherRoom", options=ONE_SECOND)
     bob = await sender(server, "defaultRoom", "anotherRoom")
     try:
         drop(server, me)
@@ -119,9 +129,7 @@ async def test_a_room_without_history_is_reported_lost(chrome, server: LiveServe
 
 @pytest.mark.parametrize("server_overrides", [SHORT_LIVED], ids=["recovery-300ms"])
 async def test_expired_state_rejoins_the_rooms_as_a_new_connection(chrome, server: LiveServer) -> None:
-    page = await chrome.page()
-    me = (await connected_client(page, "a", ONE_SECOND))["data"]["id"]
-    await js(page, "() => H.clients.a.roomAdd('defaultRoom')")
+    page, me = await page_in(chrome, "defaultRoom", options=ONE_SECOND)
     drop(server, me)
     recovered = await until(page, "() => H.seen('a', 'recovered')[0]", timeout=6000)
     st = await client_state(page)
@@ -130,8 +138,7 @@ async def test_expired_state_rejoins_the_rooms_as_a_new_connection(chrome, serve
     assert list(server.api.chat_room.members("defaultRoom")) == [st["id"]]  # joined again with roomAdd
     bob = await sender(server, "defaultRoom")
     try:
-        await say(bob, "defaultRoom", range(2))
-        said = await until(page, "() => H.seen('a', 'say').length === 2 && H.seen('a', 'say')")
+        said = await heard(page, bob, range(2))
     finally:
         await bob.disconnect()
     assert messages(said) == [0, 1]
@@ -139,13 +146,10 @@ async def test_expired_state_rejoins_the_rooms_as_a_new_connection(chrome, serve
 
 @pytest.mark.parametrize("server_overrides", [HISTORY], ids=["history"])
 async def test_what_the_page_already_has_is_dropped(chrome, server: LiveServer) -> None:
-    page = await chrome.page()
-    me = (await connected_client(page))["data"]["id"]
-    await js(page, "() => H.clients.a.roomAdd('defaultRoom')")
+    page, me = await page_in(chrome, "defaultRoom")
     bob = await sender(server, "defaultRoom")
     try:
-        await say(bob, "defaultRoom", range(2))
-        said = await until(page, "() => H.seen('a', 'say').length === 2 && H.seen('a', 'say')")
+        said = await heard(page, bob, range(2))
     finally:
         await bob.disconnect()
     conn = server.api.connections.get(me)
@@ -166,11 +170,9 @@ async def test_without_recovery_the_client_reconnects_as_before(chrome, server: 
     verbs = server.api.websocket.verbs
     recover = verbs["recover"]
     verbs["recover"] = lambda conn, data: (asked.append(data), recover(conn, data))[1]
-    page = await chrome.page()
-    me = (await connected_client(page))["data"]["id"]
+    page, me = await page_in(chrome, "defaultRoom")
     welcome = (await events(page, "a", "welcome"))[0]
     assert welcome == {"welcome": "Hello! Welcome to the actionhero api", "context": "api"}
-    await js(page, "() => H.clients.a.roomAdd('defaultRoom')")
     drop(server, me)
     await until(page, "() => H.count('a', 'reconnect') === 1", timeout=6000)
     st = await client_state(page)

@@ -48,6 +48,17 @@ setTimeout(() => { out({ event: 'stuck', said: said.length }); process.exit(3); 
 """
 
 
+async def read_until(proc: Any, events: set[str], lines: list[dict[str, Any]]) -> dict[str, Any]:
+    """Read the driver's JSON lines into ``lines`` until one whose event is in ``events``."""
+    assert proc.stdout is not None
+    while True:
+        raw = await asyncio.wait_for(proc.stdout.readline(), 45)
+        assert raw, f"node ended early after {lines}"
+        lines.append(json.loads(raw))
+        if lines[-1]["event"] in events:
+            return lines[-1]
+
+
 async def say_numbers(sender: Client, total: int) -> None:
     """``total`` numbered messages, 50 every 0.1 s: the drop and the reconnect fall amid them."""
     for i in range(total):
@@ -72,17 +83,7 @@ async def test_the_js_client_under_node_comes_back_with_everything_once(tmp_path
     lines: list[dict[str, Any]] = []
     sending: asyncio.Future[None] | None = None
     try:
-        assert proc.stdout is not None
-
-        async def next_line() -> dict[str, Any]:
-            line = await asyncio.wait_for(proc.stdout.readline(), 45)  # type: ignore[union-attr]
-            assert line, f"node ended early after {lines}"
-            lines.append(json.loads(line))
-            return lines[-1]
-
-        ready = await next_line()
-        assert ready["event"] == "ready", lines
-        old_id = ready["id"]
+        old_id = (await read_until(proc, {"ready"}, lines))["id"]
         await sender.connect()
         await sender.room_add("defaultRoom")
         sending = asyncio.ensure_future(say_numbers(sender, TOTAL))
@@ -94,8 +95,7 @@ async def test_the_js_client_under_node_comes_back_with_everything_once(tmp_path
         lost_at = history.offset
         held = [await api.connections.send(old_id, {"context": "alert", "n": n}) for n in (1, 2)]
         assert held == [Sent.HELD, Sent.HELD]
-        while (await next_line())["event"] not in ("done", "stuck"):
-            pass
+        await read_until(proc, {"done", "stuck"}, lines)
         await sending
         assert await asyncio.wait_for(proc.wait(), 10) == 0
     finally:

@@ -43,6 +43,16 @@ class Recorder:
         return [event for event, _ in self.events if event not in ("say", "alert")]
 
 
+async def joined(server: Any, *rooms: str) -> tuple[Client, Recorder]:
+    """A reconnecting client of ``server``, connected and in ``rooms``, and its events."""
+    client = Client(server.url, reconnect=FAST)
+    seen = Recorder(client)
+    await client.connect()
+    for room in rooms:
+        await client.room_add(room)
+    return client, seen
+
+
 def cookie(server: Any, i: int) -> str | None:
     return dict(server.requests[i][2]).get("cookie")
 
@@ -59,11 +69,7 @@ async def test_it_recovers_first_drops_what_it_has_and_rejoins_the_rest(fake, wa
         conn.respond(msg, status="OK", data=data)
 
     server.handlers["recover"] = recover
-    client = Client(server.url, reconnect=FAST)
-    seen = Recorder(client)
-    await client.connect()
-    await client.room_add("lobby")
-    await client.room_add("plain")
+    client, seen = await joined(server, "lobby", "plain")
     stream = client.messages()
     first = server.conns[0]
     for m in (chat(1), chat(2), push(1)):
@@ -115,11 +121,7 @@ async def test_expired_rejoins_every_room_and_numbers_pushes_anew(fake, wait_unt
         conn.respond(msg, status="OK", data=data)
 
     server.handlers["recover"] = recover
-    client = Client(server.url, reconnect=FAST)
-    seen = Recorder(client)
-    await client.connect()
-    await client.room_add("lobby")
-    await client.room_add("plain")
+    client, seen = await joined(server, "lobby", "plain")
     server.conns[0].send_json(push(3))
     await wait_until(lambda: len(seen.of("alert")) == 1)
     server.conns[0].abort()
@@ -137,10 +139,7 @@ async def test_expired_rejoins_every_room_and_numbers_pushes_anew(fake, wait_unt
 
 async def test_a_server_without_recovery_gets_no_recover_request(fake, wait_until):
     server = await fake()  # like actionhero: no recovery in the welcome
-    client = Client(server.url, reconnect=FAST)
-    seen = Recorder(client)
-    await client.connect()
-    await client.room_add("lobby")
+    client, seen = await joined(server, "lobby")
     server.conns[0].abort()
     await wait_until(lambda: client.reconnecting)
     assert await client.wait_open(timeout=5) is None
@@ -153,10 +152,7 @@ async def test_a_server_without_recovery_gets_no_recover_request(fake, wait_unti
 
 async def test_a_server_that_stopped_offering_recovery_is_reported_expired(fake, wait_until):
     server = await fake(recovery=True)
-    client = Client(server.url, reconnect=FAST)
-    seen = Recorder(client)
-    await client.connect()
-    await client.room_add("lobby")
+    client, seen = await joined(server, "lobby")
     server.recovery = False  # e.g. restarted with recovery.maxDisconnectionDuration = 0
     server.conns[0].abort()
     await wait_until(lambda: client.reconnecting)
@@ -180,9 +176,7 @@ async def test_a_connection_lost_during_the_recover_retries_with_the_same_token(
         conn.respond(msg, status="OK", data={"recovered": True, "id": "old", "rooms": [], "token": "n" * 64})
 
     server.handlers["recover"] = recover
-    client = Client(server.url, reconnect=FAST)
-    seen = Recorder(client)
-    await client.connect()
+    client, seen = await joined(server)
     first = server.conns[0]
     first.abort()
     await wait_until(lambda: client.reconnecting)
