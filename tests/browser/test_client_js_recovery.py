@@ -20,19 +20,22 @@ from hero_fast.client import Client
 TOTAL = 1000
 HISTORY = {"general": {"startingChatRooms": {"defaultRoom": {"history": {"size": 2000, "ttl": 60000}}}}}
 
-# argv: client file, server URL, messages to wait for. Prints one JSON line per event; "done"
-# carries what arrived (300 ms after the last expected message, so a duplicate would show).
+# argv: client file, server URL, messages and recoveries to wait for. Prints one JSON line per
+# event; "done" carries what arrived (300 ms after the last one expected, so a duplicate would show).
 DRIVER = r"""
 const Client = require(process.argv[2]);
 const total = Number(process.argv[4]);
+const recoveries = Number(process.argv[5]);
 const out = (o) => process.stdout.write(JSON.stringify(o) + '\n');
 const client = new Client({ url: process.argv[3], reconnect: { min: 1000, max: 1000, retries: 5 }, timeout: 5000 });
 const said = [];
 const alerts = [];
-client.on('say', (m) => {
-  said.push([m.message, m.offset]);
-  if (said.length === total) setTimeout(finish, 300);
-});
+let recovered = 0;
+const check = () => {
+  if (said.length === total && recovered === recoveries) setTimeout(finish, 300);
+};
+client.on('say', (m) => { said.push([m.message, m.offset]); check(); });
+client.on('recovered', () => { recovered += 1; check(); });
 client.on('alert', (m) => alerts.push(m));
 ['reconnecting', 'recovered', 'disconnected', 'error'].forEach((e) =>
   client.on(e, (arg) => out({ event: e, arg: arg instanceof Error ? arg.message : arg })));
@@ -67,18 +70,30 @@ async def say_numbers(sender: Client, total: int) -> None:
             await asyncio.sleep(0.1)
 
 
-async def test_the_js_client_under_node_comes_back_with_everything_once(tmp_path: Path) -> None:
+def node_or_skip() -> tuple[str, ...]:
     node = node_with_websocket()
     if node is None:
         pytest.skip("needs node >= 20 with a WebSocket global to drive the generated client")
-    server = LiveServer(make_project(tmp_path / "p"), HISTORY)
-    api = await server.start()
+    return node
+
+
+async def drive(tmp_path: Path, server: LiveServer, total: int, recoveries: int) -> Any:
+    """The generated client of ``server`` under node, waiting for ``total`` messages and
+    ``recoveries`` recovered events."""
+    node = node_or_skip()
     script = tmp_path / "driver.js"
     script.write_text(DRIVER)
-    proc = await asyncio.create_subprocess_exec(
-        *node, str(script), str(server.written[0]), server.url("").rstrip("/"), str(TOTAL),
+    return await asyncio.create_subprocess_exec(
+        *node, str(script), str(server.written[0]), server.url("").rstrip("/"), str(total), str(recoveries),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
+
+
+async def test_the_js_client_under_node_comes_back_with_everything_once(tmp_path: Path) -> None:
+    node_or_skip()
+    server = LiveServer(make_project(tmp_path / "p"), HISTORY)
+    api = await server.start()
+    proc = await drive(tmp_path, server, TOTAL, 1)
     sender = Client(f"ws://127.0.0.1:{server.port}/primus")
     lines: list[dict[str, Any]] = []
     sending: asyncio.Future[None] | None = None
@@ -117,3 +132,28 @@ async def test_the_js_client_under_node_comes_back_with_everything_once(tmp_path
         ("reconnecting", {"attempt": 1, "retries": 5, "delay": 1000}),
         ("recovered", {"recovered": True, "id": old_id, "rooms": ["defaultRoom"]}),
     ]
+
+
+async def test_a_client_without_a_cookie_keeps_its_fingerprint_after_an_expired_recovery(tmp_path: Path) -> None:
+    node_or_skip()
+    server = LiveServer(make_project(tmp_path / "p"), HISTORY)
+    await server.start()
+    proc = await drive(tmp_path, server, 0, 2)
+    lines: list[dict[str, Any]] = []
+    try:
+        first_id = (await read_until(proc, {"ready"}, lines))["id"]
+        await server.restart()  # the state was in the stopped process: expired, a new id
+        expired = (await read_until(proc, {"recovered"}, lines))["arg"]
+        assert expired["reason"] == "expired" and expired["id"] != first_id
+        await wait_for(lambda: len(server.connections()) == 1, what="the new connection")
+        (conn,) = server.connections()
+        assert conn.fingerprint == first_id  # handed over: the first id is its fingerprint for good
+        conn.ws.abort()
+        again = (await read_until(proc, {"recovered"}, lines))["arg"]
+        await read_until(proc, {"done", "stuck"}, lines)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await server.stop()
+    assert again == {"recovered": True, "id": expired["id"], "rooms": ["defaultRoom"]}

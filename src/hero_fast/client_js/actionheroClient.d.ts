@@ -23,8 +23,8 @@ export interface ActionheroClientOptions {
   /** Fingerprint cookie / query parameter name (config servers.web.fingerprint.cookieKey). */
   cookieKey?: string;
   /** A fingerprint to hand to the server as a query parameter (for cross-origin pages).
-   * Without one, a client that had no fingerprint cookie (the server knew it by its
-   * connection id) hands that id over when it reconnects to recover. */
+   * Without one, a client that has no fingerprint cookie (the server knows it by the id of
+   * its first connection) hands that id over whenever it reconnects, to recover. */
   fingerprint?: string;
   /** HTTP path of actionWeb() calls. */
   apiPath?: string;

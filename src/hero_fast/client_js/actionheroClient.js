@@ -147,6 +147,7 @@
     this._resume = null;
     this._awaitWelcome = null;
     this._welcomedWs = null;
+    this._handover = null; // the fingerprint of a client without a fingerprint cookie
   }
 
   var proto = ActionheroClient.prototype;
@@ -258,9 +259,8 @@
     var pathname = String(this.options.pathname || '/primus');
     parsed.pathname = parsed.pathname.replace(/\/+$/, '') + (pathname.charAt(0) === '/' ? '' : '/') + pathname;
     // Recovery is bound to the fingerprint: a client that had no fingerprint cookie (another
-    // origin, node) was known by its connection id, which it hands over when it comes back.
-    var fingerprint = this.options.fingerprint ||
-      (this._resume && this.fingerprint !== null && this.fingerprint === this.id ? this.fingerprint : null);
+    // origin, node) was known by its first connection id, which it hands over when it comes back.
+    var fingerprint = this.options.fingerprint || (this._resume ? this._handover : null);
     if (fingerprint) {
       parsed.searchParams.set(this.options.cookieKey || 'sessionID', String(fingerprint));
     }
@@ -493,6 +493,9 @@
     var data = response.data || {};
     this.id = data.id === undefined ? null : data.id;
     this.fingerprint = data.fingerprint === undefined ? null : data.fingerprint;
+    // The server falls back to the connection id without a cookie (or the id handed over).
+    var own = this.fingerprint !== null && (this.fingerprint === this.id || this.fingerprint === this._handover);
+    this._handover = own ? this.fingerprint : null;
     if (Array.isArray(data.rooms)) {
       this.rooms = data.rooms.slice();
     }
