@@ -24,8 +24,16 @@ when a request or the connection attempt takes longer than its timeout, and
 :class:`HandshakeFailed` when the server refuses the upgrade.
 
 The client answers the Primus heartbeat (``"primus::ping::<t>"`` → ``"primus::pong::<t>"``)
-as soon as it arrives and WebSocket pings through the codec. It never reconnects by itself;
-after ``"primus::server::close"`` :attr:`Client.server_closed` tells a bot not to.
+as soon as it arrives and WebSocket pings through the codec. By default it never reconnects by
+itself; after ``"primus::server::close"`` :attr:`Client.server_closed` tells a bot not to.
+
+With ``reconnect=True`` (or a :class:`ReconnectPolicy`) it comes back after a lost connection,
+with backoff, and uses connection state recovery when the server offers it (docs/delivery.md):
+it keeps its own fingerprint cookie, sends ``recover`` as the first request of the new
+connection, gets its id, rooms, missed room messages and pushes back (once each: what it
+already has is dropped), rejoins the rooms that were not restored, and reports the outcome
+(``"recovered"`` event, :attr:`Client.recovery`). Requests pending on the lost connection
+fail with :class:`ConnectionClosed`; :meth:`Client.wait_open` waits for the next connection.
 
 Costs per request: one ``orjson.dumps``, one masked frame, at most one ``transport.write``
 (writes issued during the same loop iteration are coalesced into one), one future, and one
@@ -46,11 +54,12 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Final, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
 from hero_fast._core import Codec, accept_key, encode_frame
+from hero_fast.client_recovery import ReconnectPolicy, RecoveryState
 
 __all__ = [
     "Client",
@@ -60,6 +69,7 @@ __all__ = [
     "HandshakeFailed",
     "MessageStream",
     "ProtocolError",
+    "ReconnectPolicy",
 ]
 
 log = logging.getLogger("hero_fast.client")
@@ -69,8 +79,11 @@ _CB = TypeVar("_CB", bound=Callback)
 
 #: Events :meth:`Client.on` accepts.
 EVENTS: Final = frozenset(
-    {"welcome", "say", "alert", "api", "response", "message", "primus", "disconnected", "error"}
-)
+    {
+        "welcome", "say", "alert", "api", "response", "message", "primus", "disconnected", "error",
+        "reconnecting", "reconnected", "recovered",
+    }
+)  # fmt: skip
 
 _OP_TEXT: Final = 1
 _OP_BINARY: Final = 2
@@ -297,6 +310,37 @@ def _parse_url(url: str) -> tuple[bool, str, int, str]:
     return secure, host, port, target
 
 
+def _cookie_value(cookie_header: str, key: str) -> str | None:
+    for pair in cookie_header.split(";"):
+        name, sep, value = pair.strip().partition("=")
+        if sep and name == key:
+            return value
+    return None
+
+
+def _fingerprint(
+    cookies: Mapping[str, str] | str | None,
+    headers: Mapping[str, str] | Iterable[tuple[str, str]] | None,
+    target: str,
+    key: str,
+) -> str | None:
+    """The fingerprint the server will see: the cookie ``key`` (from ``cookies`` or a Cookie
+    header), else the query parameter ``key``, else None (the server uses the connection id)."""
+    if isinstance(cookies, str):
+        found = _cookie_value(cookies, key)
+    else:
+        found = (cookies or {}).get(key)
+    if found is None and headers is not None:
+        items = headers.items() if isinstance(headers, Mapping) else headers
+        for name, value in items:
+            if str(name).lower() == "cookie" and found is None:
+                found = _cookie_value(str(value), key)
+    if found is None:
+        query = parse_qs(urlsplit(target).query).get(key)
+        found = query[0] if query else None
+    return found or None
+
+
 def _check_header_text(name: str, value: str) -> None:
     for s in (name, value):
         if "\r" in s or "\n" in s or "\0" in s:
@@ -317,6 +361,12 @@ class Client:
     default; ``close_timeout`` bounds the closing handshake. ``ssl``: an
     :class:`ssl.SSLContext` for ``wss://`` (default: the system's default context).
     ``max_message_size`` caps one incoming message (larger: close 1009).
+
+    ``reconnect``: ``True`` or a :class:`ReconnectPolicy` to come back after a lost
+    connection, with connection state recovery when the server offers it (see the module
+    docstring); the client then sends a fingerprint cookie of its own (``fingerprint_cookie``,
+    ``sessionID`` by default, 40 random hex digits) unless ``cookies``, a ``Cookie`` header or
+    the URL's query already carries one, so that the server can tell it is the same client.
     """
 
     def __init__(
@@ -329,6 +379,8 @@ class Client:
         ssl: _ssl.SSLContext | bool | None = None,
         max_message_size: int = 16 << 20,
         close_timeout: float = 5.0,
+        reconnect: bool | ReconnectPolicy = False,
+        fingerprint_cookie: str = "sessionID",
     ) -> None:
         secure, host, port, target = _parse_url(url)
         if ssl is not None and ssl is not False and not secure:
@@ -351,7 +403,26 @@ class Client:
         self.timeout = timeout
         self.close_timeout = close_timeout
         self.max_message_size = max_message_size
+        #: when and how often to reconnect after a lost connection (None: never)
+        self.reconnect_policy = ReconnectPolicy() if reconnect is True else (reconnect or None)
+        #: the fingerprint cookie's value when known (always, with ``reconnect``)
+        self.fingerprint = _fingerprint(cookies, headers, target, fingerprint_cookie)
+        if self.reconnect_policy is not None and self.fingerprint is None:
+            self.fingerprint = os.urandom(20).hex()
+            if isinstance(cookies, str):
+                cookies = f"{cookies}; {fingerprint_cookie}={self.fingerprint}"
+            else:
+                cookies = {**(cookies or {}), fingerprint_cookie: self.fingerprint}
         self._request_headers = self._build_headers(cookies, headers)
+        self._resume = RecoveryState()
+        #: how the reconnect that opened the current connection went: the data of the
+        #: ``recover`` response (``recovered``, ``reason``, ``id``, ``rooms``, ``lost``,
+        #: ``pushesLost``); None for a first connection or a server without recovery
+        self.recovery: dict[str, Any] | None = None
+        self._final = False  # disconnect(), quit or "primus::server::close": no reconnecting
+        self._resume_token: str | None = None  # the lost connection's, while reconnecting
+        self._reconnector: asyncio.Task[None] | None = None
+        self._back: asyncio.Future[None] | None = None  # done when reconnected (or given up)
 
         self._listeners: dict[str, list[Callback]] = {}
         self._subs: weakref.WeakSet[MessageStream] = weakref.WeakSet()
@@ -365,8 +436,19 @@ class Client:
 
     @property
     def open(self) -> bool:
-        """The connection is established and not closing."""
-        return self._state == _OPEN
+        """The connection is established and not closing (and, after a reconnect, restored)."""
+        return self._state == _OPEN and not self._restoring
+
+    @property
+    def reconnecting(self) -> bool:
+        """The connection was lost and the client is coming back (``reconnect=``)."""
+        return self._reconnector is not None
+
+    @property
+    def rooms(self) -> list[str]:
+        """The rooms joined with :meth:`room_add` (and not left), in order; with
+        ``reconnect=`` they are restored or rejoined after a reconnect."""
+        return list(self._resume.rooms)
 
     @property
     def closed(self) -> bool:
@@ -415,6 +497,8 @@ class Client:
         self._cork: list[bytes] | None = None
         self._write_paused = False
         self._drain_waiters: list[asyncio.Future[None]] = []
+        self._tracking = False  # the server numbers messages for recovery: drop duplicates
+        self._restoring = False  # a reconnect is recovering / rejoining on this connection
 
     def _build_headers(
         self,
@@ -458,8 +542,14 @@ class Client:
         Raises :class:`HandshakeFailed` (refused or invalid upgrade), :class:`ClientTimeout`,
         :class:`ConnectionClosed` or :class:`OSError` (cannot connect). May be called again
         once a previous connection has closed."""
-        if self._state in (_CONNECTING, _OPEN, _CLOSING):
+        if self._state in (_CONNECTING, _OPEN, _CLOSING) or self._reconnector is not None:
             raise RuntimeError("the client is already connected or connecting")
+        self._final = False
+        self._resume = RecoveryState()
+        self.recovery = None
+        return await self._open_connection()
+
+    async def _open_connection(self) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         self._reset()
         self._loop = loop
@@ -704,6 +794,8 @@ class Client:
             return None
         if type(msg) is dict:
             ctx = msg.get("context")
+            if self._tracking and not self._resume.is_new(msg):
+                return None  # a message it already has, replayed after a reconnect
             if ctx == "response":
                 mid = msg.get("messageId")
                 try:
@@ -721,7 +813,8 @@ class Client:
                 event = "welcome"
                 self.welcome = msg
                 fut2 = self._connect_fut
-                if fut2 is not None and not fut2.done():
+                if fut2 is not None and not fut2.done():  # the connection's own welcome
+                    self._tracking = self._resume.welcomed(msg)
                     fut2.set_result(msg)
             else:
                 event = "api"
@@ -811,10 +904,19 @@ class Client:
             t.close()
 
     def _finish(self, code: int, reason: str) -> None:
-        """The connection is over: fail what waits, end the streams, tell the listeners."""
+        """The connection is over: fail what waits, end the streams (unless the client
+        reconnects), tell the listeners."""
         if self._state == _CLOSED:
             return
         self._state = _CLOSED
+        self._restoring = False
+        was_open = self._codec is not None
+        retry = (
+            self.reconnect_policy is not None
+            and not self._final
+            and not self.server_closed
+            and (was_open or self._reconnector is not None)
+        )
         if self.close_code is None:
             self.close_code = code
             self.close_reason = reason
@@ -836,13 +938,11 @@ class Client:
             if not w.done():
                 w.set_exception(err)
         self._resume_writing()  # wake writers; their requests fail just below
-        subs = list(self._subs)
-        self._subs = weakref.WeakSet()
-        for sub in subs:
-            sub._end()
+        if not retry:
+            self._end_streams(err)
         if self._closed_fut is not None and not self._closed_fut.done():
             self._closed_fut.set_result(None)
-        if self._listeners and self._codec is not None:  # it was open
+        if self._listeners and was_open:
             self._emit(
                 "disconnected",
                 {
@@ -851,11 +951,138 @@ class Client:
                     "server_closed": self.server_closed,
                 },
             )
+        if retry and self._reconnector is None and not self._final:
+            # the lost connection was a whole one: come back with its token
+            self._resume_token = self._resume.token
+            if self._back is None or self._back.done():
+                self._back = asyncio.get_running_loop().create_future()
+            self._reconnector = asyncio.ensure_future(self._reconnect())
+
+    def _end_streams(self, err: ConnectionClosed) -> None:
+        """No more messages: end the streams, fail whoever waits for a reconnect."""
+        subs = list(self._subs)
+        self._subs = weakref.WeakSet()
+        for sub in subs:
+            sub._end()
+        back, self._back = self._back, None
+        if back is not None and not back.done():
+            back.set_exception(err)
+            back.exception()  # nobody may be waiting: no "never retrieved" noise
+
+    # -- reconnecting (reconnect=...) ----------------------------------------------
+
+    async def _reconnect(self) -> None:
+        """Open a new connection after backoff, recover or rejoin; until it works, the
+        client stops, or the policy gives up."""
+        policy = self.reconnect_policy
+        assert policy is not None
+        attempt = 0
+        while True:
+            attempt += 1
+            if policy.retries is not None and attempt > policy.retries:
+                self._give_up(attempt - 1)
+                return
+            delay = policy.delay(attempt)
+            self._emit("reconnecting", {"attempt": attempt, "delay": delay})
+            await asyncio.sleep(delay)
+            try:
+                await self._open_connection()
+                outcome = await self._restore()
+            except (OSError, ClientError, asyncio.TimeoutError) as exc:
+                log.debug("reconnect attempt %d to %s failed: %s", attempt, self.url, exc)
+                continue
+            if self._state != _OPEN:
+                continue  # lost again before this task resumed
+            break
+        self._reconnector = None  # from here on a lost connection starts a new round
+        self.recovery = outcome
+        back, self._back = self._back, None
+        if back is not None and not back.done():
+            back.set_result(None)
+        if outcome is not None:
+            self._emit("recovered", outcome)
+        self._emit("reconnected", outcome)
+
+    async def _restore(self) -> dict[str, Any] | None:
+        """On a new connection: ``recover`` (first request), then rejoin the rooms not
+        restored; the outcome (None: no recovery was tried)."""
+        state = self._resume
+        token = self._resume_token
+        outcome: dict[str, Any] | None = None
+        self._restoring = True
+        try:
+            if token is not None and self._tracking:
+                r = await self._internal("recover", **state.recover_fields(token))
+                data = r.get("data")
+                if r.get("error") is None and isinstance(data, dict):
+                    outcome = state.recovered(data)
+                    if isinstance(outcome.get("id"), str):
+                        self._id = outcome["id"]
+                else:
+                    self._emit("error", ClientError(f"recover failed: {r.get('error')}"))
+            if outcome is None:
+                state.push_seq = 0  # a new connection id: its pushes are numbered from 1
+                if token is not None:  # the server offered recovery before, not now
+                    outcome = {"recovered": False, "reason": "expired", "id": None, "rooms": []}
+            self._resume_token = state.token
+            restored = outcome["rooms"] if outcome is not None else []
+            rejoin = [room for room in state.rooms if room not in restored]
+            answers = await asyncio.gather(*(self._internal("roomAdd", room=room) for room in rejoin))
+            for room, answer in zip(rejoin, answers, strict=True):
+                error = answer.get("error")
+                if error and "already in this room" not in str(error):
+                    state.left(room)
+                    self._emit("error", ClientError(f"could not rejoin room {room!r}: {error}"))
+                else:
+                    state.joined(room, answer)
+            if outcome is not None and outcome.get("id") is None:
+                details = (await self._internal("detailsView")).get("data")
+                if isinstance(details, dict) and isinstance(details.get("id"), str):
+                    self._id = outcome["id"] = details["id"]
+        finally:
+            self._restoring = False
+        return outcome
+
+    async def _internal(self, event: str, **fields: Any) -> dict[str, Any]:
+        """A request of the reconnect itself (it may go out while restoring)."""
+        self._next_id = mid = self._next_id + 1
+        return await self._roundtrip({"event": event, **fields, "messageId": mid}, mid, None, internal=True)
+
+    def _give_up(self, attempts: int) -> None:
+        self._reconnector = None
+        self._final = True
+        text = f"gave up reconnecting after {attempts} attempt{'s' if attempts != 1 else ''}"
+        self._end_streams(ConnectionClosed(self.close_code or 1006, text))
+        self._emit("error", ClientError(text))
+
+    async def wait_open(self, *, timeout: float | None = None) -> dict[str, Any] | None:
+        """Wait until the client is connected again after a lost connection (at once when
+        it is open) and return :attr:`recovery`. Raises :class:`ConnectionClosed` when it is
+        not connected and not reconnecting (or gives up meanwhile), :class:`ClientTimeout`
+        after ``timeout`` seconds (default: no limit)."""
+        if self.open:
+            return self.recovery
+        back = self._back
+        if back is None:
+            self._check_open()
+            raise ConnectionClosed(1006, "not connected")  # connecting: await connect() instead
+        try:
+            await asyncio.wait_for(asyncio.shield(back), timeout)
+        except asyncio.TimeoutError:
+            raise ClientTimeout(f"not reconnected within {timeout} s") from None
+        return self.recovery
 
     async def disconnect(self, code: int = 1000, reason: str = "") -> None:
         """Close the connection (closing handshake with ``code``) and wait until it is
         closed; after ``close_timeout`` seconds without the server's answer, hang up.
-        Idempotent; safe to call concurrently and on a client that never connected."""
+        Idempotent; safe to call concurrently and on a client that never connected. Stops
+        reconnecting for good."""
+        self._final = True
+        task, self._reconnector = self._reconnector, None
+        if task is not None:
+            if task is not asyncio.current_task():
+                task.cancel()
+            self._end_streams(ConnectionClosed(self.close_code or 1006, "disconnect() was called"))
         if self._state == _IDLE or self._state == _CLOSED:
             return
         closed = self._closed_fut
@@ -910,7 +1137,9 @@ class Client:
             self._transport.write(cork[0] if len(cork) == 1 else b"".join(cork))
 
     def _check_open(self) -> None:
-        if self._state != _OPEN:
+        if self._state != _OPEN or self._restoring:
+            if self._restoring or self._reconnector is not None:
+                raise ConnectionClosed(self.close_code or 1006, "reconnecting")
             if self._state in (_IDLE, _CONNECTING):
                 raise ConnectionClosed(1006, "not connected")
             raise ConnectionClosed(self.close_code or 1006, self.close_reason or "", self.server_closed)
@@ -963,8 +1192,10 @@ class Client:
         self._next_id = mid = self._next_id + 1
         return await self._roundtrip({"event": "action", "params": p, "messageId": mid}, mid, timeout)
 
-    async def _roundtrip(self, msg: dict[str, Any], mid: Any, timeout: float | None) -> dict[str, Any]:
-        if self._state != _OPEN:
+    async def _roundtrip(
+        self, msg: dict[str, Any], mid: Any, timeout: float | None, internal: bool = False
+    ) -> dict[str, Any]:
+        if self._state != _OPEN or (self._restoring and not internal):
             self._check_open()
         pending = self._pending
         if mid in pending:
@@ -1040,11 +1271,17 @@ class Client:
     # -- verbs ----------------------------------------------------------------------
 
     async def room_add(self, room: str, *, timeout: float | None = None) -> dict[str, Any]:
-        """Join ``room`` (``{"status": "OK", "data": true}`` on success)."""
-        return await self.request("roomAdd", timeout=timeout, room=room)
+        """Join ``room`` (``{"status": "OK", "data": true}`` on success; a room with history
+        adds ``"history": {"offset", "epoch"}``). Listed in :attr:`rooms`."""
+        r = await self.request("roomAdd", timeout=timeout, room=room)
+        error = r.get("error")
+        if not error or "already in this room" in str(error):
+            self._resume.joined(room, r)
+        return r
 
     async def room_leave(self, room: str, *, timeout: float | None = None) -> dict[str, Any]:
-        """Leave ``room``."""
+        """Leave ``room`` (no longer in :attr:`rooms`, not rejoined after a reconnect)."""
+        self._resume.left(room)
         return await self.request("roomLeave", timeout=timeout, room=room)
 
     async def room_view(self, room: str, *, timeout: float | None = None) -> dict[str, Any]:
@@ -1101,6 +1338,7 @@ class Client:
     async def quit(self, *, timeout: float | None = None) -> None:
         """Send the ``quit`` verb and wait until the server has closed the connection."""
         self._check_open()
+        self._final = True
         self.send({"event": "quit"})
         t = self.close_timeout if timeout is None else timeout
         closed = self._closed_fut
@@ -1117,8 +1355,11 @@ class Client:
         messages, context ``user``), ``"alert"``, ``"api"`` (anything else), ``"response"``,
         ``"message"`` (all of them), ``"primus"`` (the Primus control string),
         ``"disconnected"`` (``{"code", "reason", "server_closed"}``), ``"error"`` (a
-        :class:`ProtocolError`). A coroutine callback runs as a task; a callback's error is
-        logged. Returns ``callback``."""
+        :class:`ProtocolError`, or a :class:`ClientError` of a reconnect); with ``reconnect=``
+        also ``"reconnecting"`` (``{"attempt", "delay"}``), ``"recovered"`` (the outcome of a
+        ``recover``, see :attr:`recovery`) and ``"reconnected"`` (:attr:`recovery`, None
+        when no recovery was tried). A coroutine callback runs as a task; a callback's error
+        is logged. Returns ``callback``."""
         if event not in EVENTS:
             raise ValueError(f"unknown event {event!r}; one of {sorted(EVENTS)}")
         self._listeners.setdefault(event, []).append(callback)
@@ -1134,9 +1375,10 @@ class Client:
 
     def messages(self, *, maxsize: int = 4096) -> MessageStream:
         """A stream of every server message from now until the connection closes (ended
-        at once when the connection is already closed)."""
+        at once when the connection is already closed); with ``reconnect=``, across
+        reconnects until the client stops for good."""
         stream = MessageStream(self, maxsize)
-        if self._state == _CLOSED:
+        if self._state == _CLOSED and self._reconnector is None:
             stream._end()
         else:
             self._subs.add(stream)

@@ -292,3 +292,14 @@ async def test_connection_middleware_sees_the_drop_and_the_return(t: TestApi) ->
     ]
     back.close(1000)
     assert seen[-1] == ("destroy", old, False, {"user": "alice"})  # a goodbye: not kept
+
+
+async def test_a_close_4000_keeps_the_state_only_when_the_client_sent_it(t: TestApi) -> None:
+    client_said_so = t.connect()
+    client_said_so.close(4000, "offline, back soon")  # the client's own close frame
+    back = t.connect(fingerprint=client_said_so.fingerprint)
+    assert (await back.recover(client_said_so))["recovered"] is True
+    kicked = t.connect()
+    kicked.connection.close(4000, "the app's decision")  # the server closed it
+    again = t.connect(fingerprint=kicked.fingerprint)
+    assert (await again.recover(kicked))["reason"] == "expired"

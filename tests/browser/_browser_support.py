@@ -71,7 +71,7 @@ HARNESS_JS = textwrap.dedent(
     window.H = {
       clients: {},
       events: ["connected", "disconnected", "error", "reconnect", "reconnecting", "message",
-               "alert", "api", "welcome", "say", "offline", "online"],
+               "alert", "api", "welcome", "say", "offline", "online", "recovered"],
       plain: function (value) {
         if (value instanceof Error) return { error: value.message };
         if (Array.isArray(value)) return value.map(H.plain);
@@ -255,6 +255,27 @@ async def until(page: Any, predicate: str, arg: Any = None, timeout: float = 800
 async def result(page: Any, key: str, timeout: float = 8000) -> Any:
     """The settled value of ``H.call(key, ...)``."""
     return (await until(page, "(k) => H.results[k]", key, timeout))["value"]
+
+
+async def connected_client(page: Any, name: str = "a", options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Make client ``name`` in the page, connect it, return its details response."""
+    return await js(  # type: ignore[no-any-return]
+        page, "async ([name, options]) => H.make(name, options).connect()", [name, options]
+    )
+
+
+async def client_state(page: Any, name: str = "a") -> dict[str, Any]:
+    return await js(  # type: ignore[no-any-return]
+        page,
+        """(name) => { const c = H.clients[name]; return { state: c.state, id: c.id,
+             fingerprint: c.fingerprint, rooms: c.rooms, details: c.details,
+             events: c.seen.map((e) => e.event) }; }""",
+        name,
+    )
+
+
+async def events(page: Any, name: str, event: str) -> list[Any]:
+    return await js(page, "([n, e]) => H.seen(n, e)", [name, event])  # type: ignore[no-any-return]
 
 
 async def wait_for(predicate: Any, timeout: float = 8.0, what: str = "a condition") -> None:

@@ -12,30 +12,9 @@ import time
 from typing import Any
 
 import pytest
-from _browser_support import LiveServer, js, result, until, wait_for
+from _browser_support import LiveServer, client_state, connected_client, events, js, result, until, wait_for
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-
-async def connected_client(page: Any, name: str = "a", options: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Make client ``name`` in the page, connect it, return its details response."""
-    return await js(  # type: ignore[no-any-return]
-        page, "async ([name, options]) => H.make(name, options).connect()", [name, options]
-    )
-
-
-async def client_state(page: Any, name: str = "a") -> dict[str, Any]:
-    return await js(  # type: ignore[no-any-return]
-        page,
-        """(name) => { const c = H.clients[name]; return { state: c.state, id: c.id,
-             fingerprint: c.fingerprint, rooms: c.rooms, details: c.details,
-             events: c.seen.map((e) => e.event) }; }""",
-        name,
-    )
-
-
-async def events(page: Any, name: str, event: str) -> list[Any]:
-    return await js(page, "([n, e]) => H.seen(n, e)", [name, event])  # type: ignore[no-any-return]
 
 
 def without_message_events(names: list[str]) -> list[str]:
@@ -334,8 +313,13 @@ async def test_reconnect_after_server_restart_rejoins_rooms_and_refreshes_detail
     assert reconnecting[0]["attempt"] == 1 and 75 <= reconnecting[0]["delay"] <= 400
     assert [r["attempt"] for r in reconnecting] == list(range(1, len(reconnecting) + 1))
     names = without_message_events(st["events"])
-    assert names[:2] == ["welcome", "connected"] and names[-3:] == ["welcome", "connected", "reconnect"]
+    assert names[:2] == ["welcome", "connected"]
+    assert names[-4:] == ["welcome", "connected", "reconnect", "recovered"]
     assert "disconnected" not in names
+    # the state was in the stopped process: nothing to recover, the rooms were joined again
+    assert await events(page, "a", "recovered") == [
+        {"recovered": False, "reason": "expired", "id": st["id"], "rooms": []}
+    ]
 
     # it works as before: chat in a rejoined room
     await js(page, "() => H.clients.a.say('anotherRoom', 'back')")
@@ -457,9 +441,10 @@ async def test_a_silent_server_is_treated_as_dead_and_the_client_reconnects(chro
     server.api.websocket.primus = original
     await until(page, "() => H.count('a', 'reconnect') === 1", timeout=5000)
     st = await client_state(page)
-    assert st["state"] == "connected" and st["id"] != me
-    # the old connection was closed by the client, not left behind
-    await wait_for(lambda: server.api.connections.get(me) is None, what="the dead connection to go")
+    # the client closed the old connection with 4000 (not leaving): it came back recovered
+    assert st["state"] == "connected" and st["id"] == me
+    assert await events(page, "a", "recovered") == [{"recovered": True, "id": me, "rooms": []}]
+    assert len(server.connections()) == 1  # the old connection was closed, not left behind
 
 
 # -- the server says goodbye, disconnect ------------------------------------------------------

@@ -53,6 +53,7 @@ class FakeConn:
         self.writer = writer
         self.codec = Codec(is_client=False, max_message_size=64 << 20)
         self.id = os.urandom(8).hex()
+        self.token = os.urandom(32).hex()  # the recovery token its welcome carries (recovery=True)
         self.received: list[Any] = []  # decoded JSON (or raw text / bytes when not JSON)
         self.close_code: int | None = None
         self.tasks: set[asyncio.Task[None]] = set()
@@ -187,7 +188,8 @@ class FakeConn:
 
 class FakeServer:
     """``await FakeServer(...).start()``; ``url``; ``conns``; ``requests`` (the upgrade
-    requests as (method, target, headers)); ``pongs``; ``close_codes``."""
+    requests as (method, target, headers)); ``pongs``; ``close_codes``. ``recovery=True``:
+    the welcome carries a recovery token (``conn.token``); ``handlers`` answer verbs."""
 
     def __init__(
         self,
@@ -199,8 +201,10 @@ class FakeServer:
         dribble: bool = False,
         say_message_first: bool = False,
         ignore_close: bool = False,
+        recovery: bool = False,
     ) -> None:
         self.refuse = refuse
+        self.recovery = recovery
         self.accept_override = accept_override
         self.welcome = welcome
         self.silent = silent
@@ -277,9 +281,10 @@ class FakeServer:
         self.conns.append(conn)
         response = self.accept_override(key) if self.accept_override else build_accept_response(key)
         if self.welcome:
-            response += conn.codec.send_message(
-                orjson.dumps({"welcome": "Hello! Welcome to the fake server", "context": "api"}).decode()
-            )
+            welcome: dict[str, Any] = {"welcome": "Hello! Welcome to the fake server", "context": "api"}
+            if self.recovery:
+                welcome["recovery"] = {"token": conn.token, "ttl": 120000}
+            response += conn.codec.send_message(orjson.dumps(welcome).decode())
         if self.dribble:  # one byte per write: the client must reassemble everything
             for i in range(len(response)):
                 writer.write(response[i : i + 1])

@@ -22,7 +22,9 @@ export interface ActionheroClientOptions {
   pathname?: string;
   /** Fingerprint cookie / query parameter name (config servers.web.fingerprint.cookieKey). */
   cookieKey?: string;
-  /** A fingerprint to hand to the server as a query parameter (for cross-origin pages). */
+  /** A fingerprint to hand to the server as a query parameter (for cross-origin pages).
+   * Without one, a client that has no fingerprint cookie (the server knows it by the id of
+   * its first connection) hands that id over whenever it reconnects, to recover. */
   fingerprint?: string;
   /** HTTP path of actionWeb() calls. */
   apiPath?: string;
@@ -94,6 +96,40 @@ export interface ChatMessage<M = unknown> {
   room: string;
   from: string | number;
   sentAt: number;
+  /** A room with history numbers its messages: 1, 2, 3, ... in `epoch`. */
+  offset?: number;
+  /** Names the room's numbering; it changes when the room's history is lost. */
+  epoch?: string;
+}
+
+/** Where a room's numbering is (roomAdd of a room with history). */
+export interface RoomPosition {
+  offset: number;
+  epoch: string;
+}
+
+/** What a room lost across a reconnect (see docs/delivery.md). */
+export interface LostMessages {
+  reason: "no history" | "history too short" | "epoch changed" | "no offset" | "room destroyed" | string;
+  /** The first and last missing offsets, when known. */
+  from: number | null;
+  to: number | null;
+}
+
+/** How a reconnect to a server that offers connection state recovery went. */
+export interface RecoveryOutcome {
+  /** true: the same id, the same rooms, every missed room message and push was delivered once. */
+  recovered: boolean;
+  /** When `recovered` is false: "expired" (nothing was kept: a new connection, rooms joined
+   * again with roomAdd) or "messages lost" (id, rooms and session are back; see `lost`). */
+  reason?: "expired" | "messages lost" | string;
+  /** The connection id now (the old one unless expired). */
+  id: string | null;
+  /** The rooms restored without roomAdd. */
+  rooms: string[];
+  lost?: Record<string, LostMessages>;
+  /** Pushes that were dropped while it was away. */
+  pushesLost?: number;
 }
 
 export interface ReconnectingInfo {
@@ -104,7 +140,16 @@ export interface ReconnectingInfo {
 
 export interface ServerMessage {
   context?: string;
+  /** A push to this connection, numbered 1, 2, 3, ... when the server offers recovery. */
+  pushSeq?: number;
   [field: string]: any;
+}
+
+export interface WelcomeMessage {
+  welcome: string;
+  context: "api";
+  /** Present when the server offers connection state recovery (the client keeps the token). */
+  recovery?: { token: string; ttl: number };
 }
 
 export type Callback<T> = (response: T) => void;
@@ -117,6 +162,9 @@ export interface ActionheroClientEvents {
   error: (error: Error) => void;
   /** A reconnect succeeded (after "connected"). */
   reconnect: (details: ActionheroResponse<ConnectionDetails> | null) => void;
+  /** After "reconnect", when the client came back to a server that offers connection state
+   * recovery: whether everything missed was delivered, and what was not. */
+  recovered: (outcome: RecoveryOutcome) => void;
   /** A reconnect attempt is scheduled. */
   reconnecting: (info: ReconnectingInfo) => void;
   /** Every message from the server (not the Primus heartbeat strings). */
@@ -126,7 +174,7 @@ export interface ActionheroClientEvents {
   /** A server push with context "api" (other than the welcome) or an unknown context. */
   api: (message: ServerMessage) => void;
   /** The welcome message sent on every connect. */
-  welcome: (message: { welcome: string; context: "api" }) => void;
+  welcome: (message: WelcomeMessage) => void;
   /** A chat message in a room this client is in. */
   say: (message: ChatMessage) => void;
   /** The browser went offline / came back online (options.network). */
@@ -144,7 +192,7 @@ export declare class ActionheroClient {
   fingerprint: string | null;
   /** The latest detailsView response (fetched on every (re)connect). */
   details: ActionheroResponse<ConnectionDetails> | null;
-  /** The rooms this client is in; rejoined after every reconnect. */
+  /** The rooms this client is in; restored (recovery) or rejoined after every reconnect. */
   rooms: string[];
   welcomeMessage: string | null;
   /** The last messageId used (ids only grow). */
@@ -172,8 +220,8 @@ export declare class ActionheroClient {
   detailsView(): Promise<ActionheroResponse<ConnectionDetails>>;
   roomView(room: string, callback: Callback<ActionheroResponse<RoomView>>): void;
   roomView(room: string): Promise<ActionheroResponse<RoomView>>;
-  roomAdd(room: string, callback: Callback<ActionheroResponse<true>>): void;
-  roomAdd(room: string): Promise<ActionheroResponse<true>>;
+  roomAdd(room: string, callback: Callback<ActionheroResponse<true> & { history?: RoomPosition }>): void;
+  roomAdd(room: string): Promise<ActionheroResponse<true> & { history?: RoomPosition }>;
   roomLeave(room: string, callback: Callback<ActionheroResponse<true>>): void;
   roomLeave(room: string): Promise<ActionheroResponse<true>>;
   documentation(callback: Callback<ActionheroResponse<Record<string, unknown>>>): void;

@@ -138,6 +138,16 @@
     this._offline = false;
     this._networkHandlers = null;
     this._openToken = 0;
+    // Connection state recovery (servers whose welcome carries `recovery`): the token of this
+    // connection, the last offset+epoch per room with history, the last pushSeq, and, while
+    // reconnecting, the token of the lost connection (sent in the `recover` request).
+    this._token = null;
+    this._offsets = Object.create(null);
+    this._pushSeq = 0;
+    this._resume = null;
+    this._awaitWelcome = null;
+    this._welcomedWs = null;
+    this._handover = null; // the fingerprint of a client without a fingerprint cookie
   }
 
   var proto = ActionheroClient.prototype;
@@ -248,8 +258,11 @@
     var parsed = new URL(url);
     var pathname = String(this.options.pathname || '/primus');
     parsed.pathname = parsed.pathname.replace(/\/+$/, '') + (pathname.charAt(0) === '/' ? '' : '/') + pathname;
-    if (this.options.fingerprint) {
-      parsed.searchParams.set(this.options.cookieKey || 'sessionID', String(this.options.fingerprint));
+    // Recovery is bound to the fingerprint: a client that had no fingerprint cookie (another
+    // origin, node) was known by its first connection id, which it hands over when it comes back.
+    var fingerprint = this.options.fingerprint || (this._resume ? this._handover : null);
+    if (fingerprint) {
+      parsed.searchParams.set(this.options.cookieKey || 'sessionID', String(fingerprint));
     }
     parsed.hash = '';
     return parsed.toString();
@@ -344,10 +357,72 @@
     if (ws !== this._ws) {
       return;
     }
-    var self = this;
-    this._clear('open');
     this._heard();
-    var rooms = this.rooms.slice();
+    if (this._resume) {
+      // Coming back to a server that offered recovery: its welcome says whether this one
+      // does too. The open timeout keeps running until the welcome arrives.
+      this._awaitWelcome = ws;
+      return;
+    }
+    this._clear('open');
+    this._pushSeq = 0; // a new connection id: its pushes are numbered from 1
+    this._rejoin(ws, this.rooms.slice(), null);
+  };
+
+  // The first message of a connection that should recover: send `recover` before anything
+  // else (rooms, details, the offline queue), or go on as a new connection.
+  proto._welcomed = function (ws, welcome) {
+    this._awaitWelcome = null;
+    this._clear('open');
+    var self = this;
+    var token = this._resume;
+    if (!welcome.recovery) {
+      this._resume = null;
+      this._pushSeq = 0;
+      this._rejoin(ws, this.rooms.slice(), { recovered: false, reason: 'expired', id: null, rooms: [] });
+      return;
+    }
+    var offsets = {};
+    this.rooms.forEach(function (room) {
+      if (self._offsets[room]) {
+        offsets[room] = self._offsets[room];
+      }
+    });
+    this._transmit({ event: 'recover', token: token, offsets: offsets, pushSeq: this._pushSeq }, function (response) {
+      if (ws !== self._ws) {
+        return; // lost before the answer: the next attempt sends the same token
+      }
+      self._resume = null;
+      var data = response.data;
+      var outcome = { recovered: false, reason: 'expired', id: null, rooms: [] };
+      if (!response.error && data && typeof data === 'object') {
+        outcome = {};
+        Object.keys(data).forEach(function (key) {
+          if (key !== 'token') {
+            outcome[key] = data[key];
+          }
+        });
+        if (typeof data.token === 'string') {
+          self._token = data.token;
+        }
+        if (typeof data.id === 'string') {
+          self.id = data.id;
+        }
+      } else {
+        self.emit('error', new Error('recover failed: ' + response.error));
+      }
+      if (outcome.reason === 'expired') {
+        self._pushSeq = 0; // a plain new connection: its pushes are numbered from 1
+      }
+      var restored = Array.isArray(outcome.rooms) ? outcome.rooms : [];
+      restored.forEach(function (room) { self._rememberRoom(room); });
+      self._rejoin(ws, self.rooms.filter(function (room) { return restored.indexOf(room) < 0; }), outcome);
+    });
+  };
+
+  // Join `rooms` again (roomAdd), refresh the details, then the connection is ready.
+  proto._rejoin = function (ws, rooms, outcome) {
+    var self = this;
     var left = rooms.length;
     var configure = function () {
       self._transmit({ event: 'detailsView' }, function (response) {
@@ -359,14 +434,16 @@
         } else {
           self._saveDetails(response);
         }
-        self._ready();
+        if (outcome && outcome.id === null) {
+          outcome.id = self.id;
+        }
+        self._ready(outcome);
       });
     };
     if (!left) {
       configure();
       return;
     }
-    // Rejoin the rooms it was in, then refresh the details.
     rooms.forEach(function (room) {
       self._transmit({ event: 'roomAdd', room: room }, function (response) {
         if (ws !== self._ws) {
@@ -375,6 +452,8 @@
         if (response.error && response.error.indexOf('already in this room') < 0) {
           self._forgetRoom(room);
           self.emit('error', new Error('could not rejoin room ' + JSON.stringify(room) + ': ' + response.error));
+        } else {
+          self._position(room, response.history);
         }
         if (--left === 0) {
           configure();
@@ -383,7 +462,7 @@
     });
   };
 
-  proto._ready = function () {
+  proto._ready = function (outcome) {
     var reconnected = this._everConnected;
     this._everConnected = true;
     this._attempt = 0;
@@ -404,6 +483,9 @@
     if (reconnected) {
       this.emit('reconnect', details);
     }
+    if (outcome) {
+      this.emit('recovered', outcome);
+    }
   };
 
   proto._saveDetails = function (response) {
@@ -411,6 +493,9 @@
     var data = response.data || {};
     this.id = data.id === undefined ? null : data.id;
     this.fingerprint = data.fingerprint === undefined ? null : data.fingerprint;
+    // The server falls back to the connection id without a cookie (or the id handed over).
+    var own = this.fingerprint !== null && (this.fingerprint === this.id || this.fingerprint === this._handover);
+    this._handover = own ? this.fingerprint : null;
     if (Array.isArray(data.rooms)) {
       this.rooms = data.rooms.slice();
     }
@@ -421,6 +506,7 @@
     if (i >= 0) {
       this.rooms.splice(i, 1);
     }
+    delete this._offsets[room];
     if (this.details && this.details.data && Array.isArray(this.details.data.rooms)) {
       this.details.data.rooms = this.rooms.slice();
     }
@@ -433,6 +519,43 @@
     if (this.details && this.details.data && Array.isArray(this.details.data.rooms)) {
       this.details.data.rooms = this.rooms.slice();
     }
+  };
+
+  // -- recovery bookkeeping ----------------------------------------------------------------
+
+  // Note a room's numbering (offset of epoch); false when the client already had that
+  // offset (a duplicate after a reconnect). Another epoch is another numbering: new.
+  proto._advance = function (room, offset, epoch) {
+    var known = this._offsets[room];
+    if (known && known.epoch === epoch && offset <= known.offset) {
+      return false;
+    }
+    this._offsets[room] = { offset: offset, epoch: epoch };
+    return true;
+  };
+
+  // A roomAdd answer of a room with history says where its numbering is.
+  proto._position = function (room, history) {
+    if (history && typeof history.offset === 'number') {
+      this._advance(room, history.offset, history.epoch);
+    }
+  };
+
+  // False for a chat message or a push the client already has (replayed after a reconnect).
+  proto._isNew = function (message) {
+    if (message.context === 'response') {
+      return true;
+    }
+    if (typeof message.pushSeq === 'number') {
+      if (message.pushSeq <= this._pushSeq) {
+        return false;
+      }
+      this._pushSeq = message.pushSeq;
+    }
+    if (message.context === 'user' && typeof message.offset === 'number' && typeof message.room === 'string') {
+      return this._advance(message.room, message.offset, message.epoch);
+    }
+    return true;
   };
 
   // -- receiving -----------------------------------------------------------------------
@@ -460,7 +583,19 @@
     if (!message || typeof message !== 'object') {
       return;
     }
+    // The connection's own welcome is its first message (a later push may look like one).
+    var welcome = this._welcomedWs !== ws && message.context === 'api' && message.welcome !== undefined;
+    if (welcome) {
+      this._welcomedWs = ws;
+      this._token = message.recovery && typeof message.recovery.token === 'string' ? message.recovery.token : null;
+    }
+    if (!this._isNew(message)) {
+      return;
+    }
     this.handleMessage(message);
+    if (welcome && this._awaitWelcome === ws && ws === this._ws) {
+      this._welcomed(ws, message);
+    }
   };
 
   /** Dispatch one server message by its context (also usable to replay messages). */
@@ -524,15 +659,20 @@
     }
     this._detach(ws);
     try {
-      ws.close(4000, 'timeout');
+      ws.close(4000, 'timeout'); // 4000: not leaving, the server keeps the state
     } catch (e) { /* already closing */ }
     this.emit('error', new Error('connection timed out: ' + why));
     this._lost(true, why);
   };
 
   proto._lost = function (timedOut, why) {
+    this._awaitWelcome = null;
+    if (this._resume === null) {
+      this._resume = this._token; // null when the server offers no recovery
+    }
     if (this._serverClosed) {
       why = 'the server closed the connection and asked the client not to reconnect';
+      this._resume = null;
     }
     this._failInFlight('connection lost before the response arrived (' + why +
       '); the request may or may not have been processed');
@@ -605,6 +745,7 @@
   /** disconnect(): close for good (no reconnecting); idempotent. connect() may open it again. */
   proto.disconnect = function () {
     this._openToken += 1;
+    this._resume = null; // closed on purpose: the server keeps nothing to recover
     var ws = this._ws;
     if (ws) {
       this._detach(ws);
@@ -653,7 +794,7 @@
     if (ws) {
       this._detach(ws);
       try {
-        ws.close(1000, 'browser offline');
+        ws.close(4000, 'browser offline'); // 4000: not leaving, the server keeps the state
       } catch (e) { /* already closing */ }
       this._lost(false, 'lost (the browser went offline)');
     }
@@ -843,6 +984,7 @@
       self.send({ event: 'roomAdd', room: room }, function (response) {
         if (!response.error || response.error.indexOf('already in this room') >= 0) {
           self._rememberRoom(room);
+          self._position(room, response.history);
         }
         done(response);
       });

@@ -48,6 +48,7 @@ class Connection:
         "_session",
         "api",
         "close_code",
+        "closed_by_server",
         "connected_at",
         "destroyed",
         "fingerprint",
@@ -107,6 +108,7 @@ class Connection:
         #: may come back with this id within recovery.maxDisconnectionDuration
         self.recoverable = False
         self.recovered = False
+        self.closed_by_server = False
 
     @property
     def session(self) -> dict[str, Any]:
@@ -174,6 +176,9 @@ class Connection:
         }
 
     def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close the WebSocket (the server's decision: its state is not kept for recovery,
+        whatever the code; the server's own recoverable closes set ``recoverable`` after)."""
+        self.closed_by_server = True
         if self.ws is not None:
             self.ws.close(code, reason)
 

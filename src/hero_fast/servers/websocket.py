@@ -41,6 +41,10 @@ log = logging.getLogger("hero_fast.websocket")
 
 _TEXT = 1
 _PRIMUS_CLOSE = encode_frame(_TEXT, b'"primus::server::close"')
+# The close code of a client that gives up a connection it cannot use (no answer to its
+# heartbeat, the browser went offline) and will come back: like a TCP loss (1006), its state
+# is kept for recovery. The generated client sends it; a close frame of 1000 means "leaving".
+_CLIENT_WILL_RETURN = 4000
 
 
 class VerbError(Exception):
@@ -257,7 +261,9 @@ class WebSocketServer:
         conn = ws.user_data
         if conn is not None:
             conn.close_code = code
-            if code == 1006:  # the TCP connection dropped: the client did not ask for it
+            # the client did not ask to leave: its TCP connection dropped, or it closed saying it
+            # will be back (4000: offline, a silent server); an app's close(4000) does not count
+            if code == 1006 or (code == _CLIENT_WILL_RETURN and not conn.closed_by_server):
                 conn.recoverable = True
             self.recovery.dropped(conn)  # keeps its state when conn.recoverable
             self.api.connections.destroy(conn)
