@@ -13,8 +13,9 @@ CI accepts are those of ``CI_EXPECTED_SKIPS``.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import pytest
@@ -74,3 +75,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, Any, None]:
     outcome = yield
     fail_if_skipped_under_ci(outcome.get_result())
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """Every test leaves logging as it found it: ``hero-fast serve`` run in-process (and
+    ``hero_fast.logs.configure_logging``) sets up the root logger, and a later test would
+    otherwise log — and capture — at its level."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+    root.setLevel(level)
+    logging.captureWarnings(False)

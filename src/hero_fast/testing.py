@@ -170,8 +170,13 @@ class TestConnection:
                 self.offsets[m["room"]] = {"offset": m["offset"], "epoch": m.get("epoch")}
             elif m.get("context") == "response" and isinstance(m.get("history"), dict):
                 room = self._rooms_asked.get(str(m.get("messageId")))
-                if room is not None and room not in self.offsets:
-                    self.offsets[room] = dict(m["history"])
+                position = m["history"]
+                known = self.offsets.get(room) if isinstance(room, str) else None
+                # a chat message may have come first: the position only ever moves forward
+                if isinstance(room, str) and (
+                    known is None or known.get("epoch") != position.get("epoch") or known["offset"] < position["offset"]
+                ):
+                    self.offsets[room] = dict(position)
             elif m.get("context") == "response" and isinstance(m.get("data"), dict) and "recovered" in m["data"]:
                 self.token = m["data"].get("token")
             if type(m.get("pushSeq")) is int:
