@@ -113,7 +113,7 @@ cdef class Codec:
     cdef int queue(self, bytes frame) except -1
     cdef bytes take_outgoing(self)
     cpdef bytes encode(self, int opcode, object payload, bint fin=*)
-    cdef void release_buffer(self)
+    cdef Py_ssize_t release_buffer(self)
 
 
 cdef Py_ssize_t header_size(Py_ssize_t n, bint mask) noexcept nogil

@@ -523,12 +523,14 @@ cdef class Codec:
         and monitoring: it grows with bytes received, never with a declared length)."""
         return self.cap
 
-    cdef void release_buffer(self):
+    cdef Py_ssize_t release_buffer(self):
         """Give the read buffer back when it holds nothing (idle connections), and
         the inflater's zlib state when no compressed message is half-received and
-        the peer does not take context over."""
+        the peer does not take context over. Returns the bytes of read buffer freed."""
+        cdef Py_ssize_t freed = 0
         if self.start == self.end and self.buf != NULL:
             PyMem_Free(self.buf)
+            freed = self.cap
             self.buf = NULL
             self.cap = self.start = self.end = 0
             self.read_size = MIN_BUFFER
@@ -537,6 +539,7 @@ cdef class Codec:
             self.inflater.release()
         if self.deflater is not None and not self.deflater.no_context:
             self.deflater.trim()
+        return freed
 
     def trim(self):
         """Release the read buffer if it is empty; returns whether it was released."""

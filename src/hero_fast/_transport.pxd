@@ -180,6 +180,8 @@ cdef class Server:
     cdef readonly object loop
     cdef public object aio_server
     cdef public double now
+    cdef Py_ssize_t released      # bytes of idle connections' buffers freed since the last heap trim
+    cdef double trimmed_at
     cdef list dirty
     cdef readonly dict ip_counts
     cdef readonly Py_ssize_t accepted

@@ -158,6 +158,7 @@ class WebSocketServer:
         self.cookie_key = api.config["servers"]["web"]["fingerprint"]["cookieKey"]
         self.max_message_id = general["maxMessageIdLength"]
         self.max_json_depth = general["maxJsonDepth"]
+        self.max_json_twice = 2 * self.max_json_depth
         self.max_file_size = general["maxFileSize"]
         self.welcome_message = general["welcomeMessage"]
         self.welcome_frame = encode_frame(_TEXT, orjson.dumps({"welcome": self.welcome_message, "context": "api"}))
@@ -289,7 +290,9 @@ class WebSocketServer:
 
     def _request(self, conn: Connection, message: str | bytes) -> None:
         """One request: JSON text, as ``str`` or UTF-8 ``bytes``."""
-        if self.max_json_depth and _json_too_deep(message, self.max_json_depth):
+        # a message shorter than twice the limit cannot open that many brackets (and close
+        # them): most requests skip the bracket count
+        if len(message) > self.max_json_twice and _json_too_deep(message, self.max_json_depth):
             self.error(conn, None, f"JSON nested deeper than {self.max_json_depth} levels", None)
             return
         try:
