@@ -200,7 +200,7 @@ class Api:
         :meth:`listen` opens it later."""
         self.loop = asyncio.get_running_loop()
         self.load()
-        self._ssl_context()  # a bad TLS option fails here, before any initializer runs
+        tls = self._ssl_context() if listen else None  # a bad TLS option fails here, before any initializer
         install_access_log(self)  # logging.accessLog, when its logger writes info lines
         await self.initializers.initialize(self)
         cluster_started = False
@@ -213,7 +213,7 @@ class Api:
                     self._add_starting_room(room, options)
             await self.initializers.start(self)
             if listen:
-                await self.listen(host, port, reuse_port=reuse_port)
+                await self.listen(host, port, reuse_port=reuse_port, tls=tls)
         except BaseException:
             await self.initializers.stop(self)
             if cluster_started:
@@ -233,15 +233,23 @@ class Api:
         except ChatError as exc:
             raise ConfigError(f"general.startingChatRooms: {exc}") from None
 
-    async def listen(self, host: str | None = None, port: int | None = None, *, reuse_port: bool = False) -> None:
-        """Open the listening socket and start the heartbeat (part of :meth:`start`)."""
+    async def listen(
+        self,
+        host: str | None = None,
+        port: int | None = None,
+        *,
+        reuse_port: bool = False,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        """Open the listening socket and start the heartbeat (part of :meth:`start`);
+        ``tls`` is the context :meth:`start` made from ``servers.web.certfile``."""
         web = self.config["servers"]["web"]
         self.server = await serve(
             _EngineHandler(self.websocket, self.web),
             host if host is not None else web["host"],
             port if port is not None else web["port"],
             options=engine_options(self.config),
-            ssl=self._ssl_context(),
+            ssl=tls if tls is not None else self._ssl_context(),
             reuse_port=reuse_port,
         )
         self.websocket.start_heartbeat()
