@@ -214,15 +214,37 @@ def _cmd_actions(args: argparse.Namespace) -> int:
 # -- config -----------------------------------------------------------------------------------
 
 
+def _shown(config: dict[str, Any]) -> dict[str, Any]:
+    """The config as ``hero-fast config`` prints it: secrets (``cluster.secret``,
+    ``publish.secret``, a password in ``redis_url``) hidden, so the output can be shared."""
+    from hero_fast.cluster.resp import redact_url
+    from hero_fast.redact import REDACTED, Redactor
+
+    secret = Redactor(("secret", "password", "passwd", "token")).is_secret
+
+    def hide(value: Any, key: str) -> Any:
+        if isinstance(value, dict):
+            return {k: hide(v, k) for k, v in value.items()}
+        if value is None:
+            return None
+        if secret(key):
+            return REDACTED
+        if key.endswith("_url") and isinstance(value, str):
+            return redact_url(value)
+        return value
+
+    return hide(config, "")  # type: ignore[no-any-return]
+
+
 def _cmd_config(args: argparse.Namespace) -> int:
     from hero_fast.config import flatten, load_config
 
     config, sources = load_config(_project(args), env=args.env)
-    flat = flatten(config)
+    shown = _shown(config)
     if args.json:
-        print(json.dumps({"config": config, "sources": sources}, indent=2, default=repr))
+        print(json.dumps({"config": shown, "sources": sources}, indent=2, default=repr))
         return 0
-    for key, value in flat.items():
+    for key, value in flatten(shown).items():
         text = json.dumps(value, default=repr)
         print(f"{key} = {text}  # {sources[key]}")
     return 0

@@ -239,3 +239,18 @@ def test_config_command_in_the_current_folder(tmp_path, capsys, monkeypatch):
     assert main(["config", "--env", "production", "--json"]) == 0
     out = capsys.readouterr().out
     assert '"env": "cli --env"' in out and '"general.serverName": "config/api.py"' in out
+
+
+def test_config_never_prints_secrets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "api.py").write_text(
+        'DEFAULT = {"redis_url": "redis://app:hunter2@127.0.0.1:6379/0",\n'
+        '           "cluster": {"secret": "s3cret-0123456789ab", "previousSecret": "old-0123456789abcdef"},\n'
+        '           "publish": {"secret": "publish-0123456789ab"}}\n'
+    )
+    for flags in ([], ["--json"]):
+        assert main(["config", "--project", str(tmp_path), *flags]) == 0
+        out = capsys.readouterr().out
+        for secret in ("hunter2", "s3cret-0123456789ab", "old-0123456789abcdef", "publish-0123456789ab"):
+            assert secret not in out
+        assert "redis://app:***@127.0.0.1:6379/0" in out and "[REDACTED]" in out
