@@ -274,9 +274,9 @@ def issue12_section(results: Results, out: Outcome) -> list[str]:
                      f"client CPU {r['cpu_pct']} %.")
     else:
         lines.append(f"- Recovery after a server-side abort: not measured ({out.not_yet.get('recovery', 'not run')}).")
-    lines.append("- What these benches assume about the protocol (not final yet) is in "
-                 "bench/macro/recovery_protocol.py and bench/suite/issue12.py; they skip, as above, until the "
-                 "server supports it.")
+    lines.append("- What these benches know of the protocol (docs/delivery.md) is in "
+                 "bench/macro/recovery_protocol.py; the server's side (history rooms, the abort action) in "
+                 "bench/suite/issue12.py. A server without history or recovery is reported as not measured.")
     return lines
 
 
